@@ -1,0 +1,224 @@
+// Python bindings of Network<T>: validate with the GIL held, then release it for the C++ work.
+#pragma once
+
+#include <pybind11/eigen.h>
+#include <pybind11/stl.h>
+
+#include "arrays.hpp"
+#include "chainrule/network.hpp"
+
+namespace chainrule::bindings {
+
+template <class T>
+py::dict stats_to_dict(const TrainStats& s) {
+  py::dict d;
+  d["loss_sum"] = s.loss_sum;
+  d["n_correct"] = s.n_correct;
+  d["n_samples"] = s.n_samples;
+  d["n_batches"] = s.n_batches;
+  d["grad_norm"] = s.grad_norm;
+  d["nonfinite_layer"] = s.nonfinite_layer;
+  d["nonfinite_loss"] = s.nonfinite_loss;
+  return d;
+}
+
+template <class T>
+OptimizerConfig optimizer_config_from(const std::string& kind, const py::dict& options) {
+  OptimizerConfig c;
+  c.kind = parse_optimizer(kind);
+  for (auto item : options) {
+    const auto key = py::cast<std::string>(item.first);
+    const py::handle value = item.second;
+    if (key == "momentum") c.momentum = py::cast<double>(value);
+    else if (key == "dampening") c.dampening = py::cast<double>(value);
+    else if (key == "nesterov") c.nesterov = py::cast<bool>(value);
+    else if (key == "beta1") c.beta1 = py::cast<double>(value);
+    else if (key == "beta2") c.beta2 = py::cast<double>(value);
+    else if (key == "eps") c.eps = py::cast<double>(value);
+    else if (key == "alpha") c.alpha = py::cast<double>(value);
+    else if (key == "centered") c.centered = py::cast<bool>(value);
+    else if (key == "lr_decay") c.lr_decay = py::cast<double>(value);
+    else if (key == "initial_accumulator_value") c.initial_accumulator_value = py::cast<double>(value);
+    else if (key == "weight_decay") c.weight_decay = py::cast<double>(value);
+    else throw py::value_error("unknown optimizer option '" + key + "'");
+  }
+  return c;
+}
+
+template <class T>
+void register_network(py::module_& m, const char* name) {
+  using Net = Network<T>;
+  py::class_<Net>(m, name)
+      .def(py::init([](const std::vector<Index>& sizes, const std::vector<std::string>& acts,
+                       const std::string& loss, double leaky_slope) {
+             std::vector<Activation> parsed;
+             for (const auto& a : acts) parsed.push_back(parse_activation(a));
+             return std::make_unique<Net>(sizes, parsed, parse_loss(loss), leaky_slope);
+           }),
+           py::arg("sizes"), py::arg("activations"), py::arg("loss"),
+           py::arg("leaky_slope") = 0.01)
+      .def_property_readonly("sizes", &Net::sizes)
+      .def_property_readonly("n_layers", &Net::n_layers)
+      .def_property_readonly("n_params", &Net::n_params)
+      .def_property_readonly("loss", [](const Net& n) { return loss_name(n.loss()); })
+      .def_property_readonly("leaky_slope", [](const Net& n) { return double(n.leaky_slope()); })
+      .def_property_readonly("activations",
+                             [](const Net& n) {
+                               std::vector<std::string> names;
+                               for (std::size_t l = 0; l < n.n_layers(); ++l)
+                                 names.push_back(activation_name(n.activation(l)));
+                               return names;
+                             })
+      .def_property_readonly("dtype", [](const Net&) { return py::dtype::of<T>(); })
+      // Views into the flat buffers: [W0, b0, W1, b1, ...].
+      .def_property_readonly("params",
+                             [](py::object self) {
+                               auto& n = self.cast<Net&>();
+                               return view_of<T>(n.params(), {n.n_params()}, self);
+                             })
+      .def_property_readonly("grads",
+                             [](py::object self) {
+                               auto& n = self.cast<Net&>();
+                               return view_of<T>(n.grads(), {n.n_params()}, self);
+                             })
+      .def(
+          "layer_views",
+          [](py::object self, std::size_t l) {
+            auto& n = self.cast<Net&>();
+            if (l >= n.n_layers()) throw py::index_error("layer index out of range");
+            const py::ssize_t in = n.sizes()[l], out = n.sizes()[l + 1];
+            return py::make_tuple(view_of<T>(n.params() + n.w_offset(l), {in, out}, self),
+                                  view_of<T>(n.params() + n.b_offset(l), {out}, self),
+                                  view_of<T>(n.grads() + n.w_offset(l), {in, out}, self),
+                                  view_of<T>(n.grads() + n.b_offset(l), {out}, self));
+          },
+          py::arg("layer"), "(W, b, dW, db) of one layer as numpy views")
+      .def_property(
+          "dropout", [](const Net& n) { return n.dropout(); }, &Net::set_dropout)
+      .def_property(
+          "rng_state", [](Net& n) { return n.rng().state(); },
+          [](Net& n, std::uint64_t s) { n.rng().set_state(s); })
+      .def(
+          "set_optimizer",
+          [](Net& n, const std::string& kind, const py::dict& options) {
+            n.set_optimizer(optimizer_config_from<T>(kind, options));
+          },
+          py::arg("kind"), py::arg("options") = py::dict())
+      .def_property_readonly("optimizer_name",
+                             [](Net& n) { return optimizer_name(n.optimizer().config().kind); })
+      .def_property(
+          "optimizer_step", [](Net& n) { return n.optimizer().step_count(); },
+          [](Net& n, std::int64_t t) { n.optimizer().set_step_count(t); })
+      .def(
+          "optimizer_state",
+          [](py::object self) {
+            auto& opt = self.cast<Net&>().optimizer();
+            py::list states;
+            for (auto* s : {&opt.state1(), &opt.state2(), &opt.state3()})
+              states.append(view_of<T>(s->data(), {s->size()}, self));
+            return states;
+          },
+          "the optimizer's state buffers (momentum/first moment, second moment, centred mean) "
+          "as views; unused ones are empty")
+      .def("zero_grad", &Net::zero_grad)
+      .def(
+          "accumulate_gradients",
+          [](Net& n, const py::array& X, const py::array& y, double scale, bool training,
+             bool input_gradient) {
+            auto x = matrix_view<T>(X, "X", n.n_inputs());
+            auto targets = targets_view<T>(y, x.rows(), n.n_outputs(),
+                                           n.loss() == Loss::cross_entropy);
+            if (x.rows() == 0) throw py::value_error("X has no rows");
+            Matrix<T> dx(input_gradient ? x.rows() : 0, n.n_inputs());
+            MatrixRef<T> dx_ref(dx);
+            LossResult<T> r;
+            {
+              py::gil_scoped_release release;
+              Workspace<T> ws;
+              r = n.accumulate_gradients(x, targets, ws, T(scale), training,
+                                         input_gradient ? &dx_ref : nullptr);
+            }
+            py::object dx_out = py::none();
+            if (input_gradient) dx_out = py::cast(dx);
+            return py::make_tuple(double(r.loss_sum), r.n_correct, dx_out);
+          },
+          py::arg("X"), py::arg("y"), py::arg("scale"), py::arg("training") = false,
+          py::arg("input_gradient") = false,
+          "grads += scale·∂(Σ_k C_k)/∂params; returns (Σ_k C_k, n_correct, ∂C_k/∂x or None)")
+      .def(
+          "trace",
+          [](Net& n, const py::array& X, const py::array& y) {
+            auto x = matrix_view<T>(X, "X", n.n_inputs());
+            auto targets = targets_view<T>(y, x.rows(), n.n_outputs(),
+                                           n.loss() == Loss::cross_entropy);
+            if (x.rows() == 0) throw py::value_error("X has no rows");
+            Workspace<T> ws;
+            {
+              py::gil_scoped_release release;
+              n.forward(x, ws, false);
+              n.output_delta(targets, ws, x.rows());
+              n.backward(x, ws, T(0));  // scale 0: fills δ for every layer, leaves grads alone
+            }
+            py::list layers;
+            for (std::size_t l = 0; l < n.n_layers(); ++l) {
+              py::dict d;
+              d["z"] = Matrix<T>(ws.z[l].topRows(x.rows()));
+              d["a"] = Matrix<T>(ws.a[l].topRows(x.rows()));
+              d["delta"] = Matrix<T>(ws.delta[l].topRows(x.rows()));
+              layers.append(d);
+            }
+            return layers;
+          },
+          py::arg("X"), py::arg("y"),
+          "forward and backward without touching the gradients; per layer z, a and δ = ∂C_k/∂z")
+      .def(
+          "train_batches",
+          [](Net& n, const py::array& X, const py::array& y, py::object order,
+             Index batch_size, Index first_batch, Index n_batches, double lr, double l2,
+             double max_grad_norm) {
+            auto x = matrix_view<T>(X, "X", n.n_inputs());
+            auto targets = targets_view<T>(y, x.rows(), n.n_outputs(),
+                                           n.loss() == Loss::cross_entropy);
+            if (batch_size < 1) throw py::value_error("batch_size must be >= 1");
+            if (first_batch < 0 || n_batches < 0)
+              throw py::value_error("batch range must be non-negative");
+            if (!(lr > 0) || !std::isfinite(lr))
+              throw py::value_error("the learning rate must be positive and finite");
+            std::vector<std::int64_t> idx;
+            if (!order.is_none()) {
+              idx = py::cast<std::vector<std::int64_t>>(order);
+              if (Index(idx.size()) != x.rows())
+                throw py::value_error("order must hold one index per sample");
+              for (auto i : idx)
+                if (i < 0 || i >= x.rows()) throw py::value_error("order index out of range");
+            }
+            StepOptions options{lr, l2, max_grad_norm};
+            TrainStats stats;
+            {
+              py::gil_scoped_release release;
+              stats = n.train_batches(x, targets, idx, batch_size, first_batch, n_batches,
+                                      options);
+            }
+            return stats_to_dict<T>(stats);
+          },
+          py::arg("X"), py::arg("y"), py::arg("order"), py::arg("batch_size"),
+          py::arg("first_batch"), py::arg("n_batches"), py::arg("lr"), py::arg("l2") = 0.0,
+          py::arg("max_grad_norm") = 0.0,
+          "train on batches [first_batch, first_batch + n_batches) of the epoch ordered by "
+          "`order` (None: as stored); one optimizer step per batch")
+      .def(
+          "predict",
+          [](Net& n, const py::array& X) {
+            auto x = matrix_view<T>(X, "X", n.n_inputs());
+            py::array_t<T> out({x.rows(), n.n_outputs()});
+            MatrixMap<T> out_map(out.mutable_data(), x.rows(), n.n_outputs());
+            {
+              py::gil_scoped_release release;
+              n.predict(x, out_map);
+            }
+            return out;
+          },
+          py::arg("X"), "the output layer's activations a for each row of X");
+}
+
+}  // namespace chainrule::bindings

@@ -1,0 +1,34 @@
+// One dense layer: z = a_prev·W + b, a = σ(z), and its backward pass.
+#pragma once
+
+#include "activation.hpp"
+
+namespace chainrule {
+
+// a_prev is (B, in), W is (in, out), b is (out); writes z and a, both (B, out).
+template <class T>
+void dense_forward(const ConstMatrixRef<T>& a_prev, const ConstMatrixMap<T>& W,
+                   const ConstRowVectorMap<T>& b, Activation act, T leaky_slope, MatrixRef<T> z,
+                   MatrixRef<T> a) {
+  z.noalias() = a_prev * W;
+  bias_activation_forward<T>(act, leaky_slope, b, z, a);
+}
+
+// delta is (B, out), δ = ∂C/∂z per sample; a_prev is (B, in).
+// Accumulates dW (in, out) += scale·a_prevᵀ·δ and db (out) += scale·Σ_k δ_k, where scale is 1/n
+// for a batch mean (∂z/∂W = a_prev, ∂z/∂b = 1).
+template <class T>
+void dense_backward_params(const ConstMatrixRef<T>& a_prev, const ConstMatrixRef<T>& delta,
+                           T scale, MatrixMap<T>& dW, RowVectorMap<T>& db) {
+  dW.noalias() += scale * (a_prev.transpose() * delta);
+  db.noalias() += scale * delta.colwise().sum();
+}
+
+// d_a_prev (B, in) = δ·Wᵀ: each input's error is the sum over the neurons it feeds.
+template <class T>
+void dense_backward_input(const ConstMatrixRef<T>& delta, const ConstMatrixMap<T>& W,
+                          MatrixRef<T> d_a_prev) {
+  d_a_prev.noalias() = delta * W.transpose();
+}
+
+}  // namespace chainrule

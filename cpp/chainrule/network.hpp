@@ -1,0 +1,316 @@
+// A stack of dense layers trained by backpropagation.
+//
+// Parameters live in one flat buffer [W0, b0, W1, b1, ...] and gradients in another of the same
+// layout, so optimizers, clipping and (later) allreduce are single passes over memory, and Python
+// sees every W, b, dW, db as a view. Workspaces are sized for the largest batch once; a smaller
+// batch uses their top rows, so a training step allocates nothing.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "dense.hpp"
+#include "loss.hpp"
+#include "optimizer.hpp"
+#include "random.hpp"
+
+namespace chainrule {
+
+// Per-layer forward values and errors for up to `capacity` samples.
+template <class T>
+struct Workspace {
+  Index capacity = 0;
+  std::vector<Matrix<T>> z, a;     // (cap, out_l): z = a_prev·W + b, a = σ(z)
+  std::vector<Matrix<T>> dropped;  // (cap, out_l): a ⊙ mask, used downstream when dropout is on
+  std::vector<Matrix<T>> mask;     // (cap, out_l): 0 or 1/(1 − p)
+  std::vector<Matrix<T>> delta;    // (cap, out_l): δ = ∂C/∂z
+  std::vector<bool> dropout_active;
+  Matrix<T> x, y;                  // gathered batch inputs (cap, n_in) and targets (cap, n_out)
+  std::vector<std::int32_t> labels;
+};
+
+struct StepOptions {
+  double lr = 0.01;
+  double l2 = 0;             // coupled L2 penalty on weights (not biases): dW += l2·W
+  double max_grad_norm = 0;  // clip the global gradient norm to this; 0 = off
+};
+
+struct TrainStats {
+  double loss_sum = 0;       // Σ C_k over the samples trained on
+  Index n_correct = 0;
+  Index n_samples = 0;
+  Index n_batches = 0;       // batches whose update was applied
+  double grad_norm = 0;      // global gradient norm of the last batch (before clipping)
+  int nonfinite_layer = -1;  // first layer with a non-finite gradient, when training stopped
+  bool nonfinite_loss = false;
+};
+
+template <class T>
+class Network {
+ public:
+  Network(const std::vector<Index>& sizes, const std::vector<Activation>& activations, Loss loss,
+          double leaky_slope = 0.01)
+      : sizes_(sizes), activations_(activations), loss_(loss), leaky_slope_(T(leaky_slope)) {
+    if (sizes.size() < 2) throw std::invalid_argument("a network needs at least one layer");
+    if (activations.size() != sizes.size() - 1)
+      throw std::invalid_argument("need one activation per layer");
+    for (Index s : sizes)
+      if (s <= 0) throw std::invalid_argument("layer sizes must be positive");
+    for (std::size_t l = 0; l + 1 < activations.size(); ++l)
+      if (activations[l] == Activation::softmax)
+        throw std::invalid_argument("softmax is only valid on the output layer");
+    check_output_activation(loss, activations.back());
+    Index offset = 0;
+    for (std::size_t l = 0; l < n_layers(); ++l) {
+      w_offset_.push_back(offset);
+      offset += sizes[l] * sizes[l + 1];
+      b_offset_.push_back(offset);
+      offset += sizes[l + 1];
+    }
+    params_.setZero(offset);
+    grads_.setZero(offset);
+    dropout_.assign(n_layers(), 0.0);
+    optimizer_ = std::make_unique<Optimizer<T>>(OptimizerConfig{}, offset);
+  }
+
+  std::size_t n_layers() const { return activations_.size(); }
+  Index n_inputs() const { return sizes_.front(); }
+  Index n_outputs() const { return sizes_.back(); }
+  Index n_params() const { return params_.size(); }
+  const std::vector<Index>& sizes() const { return sizes_; }
+  Activation activation(std::size_t l) const { return activations_.at(l); }
+  Loss loss() const { return loss_; }
+  T leaky_slope() const { return leaky_slope_; }
+  Index w_offset(std::size_t l) const { return w_offset_.at(l); }
+  Index b_offset(std::size_t l) const { return b_offset_.at(l); }
+  T* params() { return params_.data(); }
+  T* grads() { return grads_.data(); }
+
+  ConstMatrixMap<T> W(std::size_t l) const {
+    return ConstMatrixMap<T>(params_.data() + w_offset_[l], sizes_[l], sizes_[l + 1]);
+  }
+  ConstRowVectorMap<T> b(std::size_t l) const {
+    return ConstRowVectorMap<T>(params_.data() + b_offset_[l], sizes_[l + 1]);
+  }
+  MatrixMap<T> dW(std::size_t l) {
+    return MatrixMap<T>(grads_.data() + w_offset_[l], sizes_[l], sizes_[l + 1]);
+  }
+  RowVectorMap<T> db(std::size_t l) {
+    return RowVectorMap<T>(grads_.data() + b_offset_[l], sizes_[l + 1]);
+  }
+
+  // Dropout probability per layer; the output layer must keep 0.
+  void set_dropout(const std::vector<double>& rates) {
+    if (rates.size() != n_layers()) throw std::invalid_argument("need one dropout rate per layer");
+    for (double p : rates)
+      if (!(p >= 0 && p < 1)) throw std::invalid_argument("dropout rates must be in [0, 1)");
+    if (rates.back() != 0) throw std::invalid_argument("the output layer takes no dropout");
+    dropout_ = rates;
+  }
+  const std::vector<double>& dropout() const { return dropout_; }
+  SplitMix64& rng() { return rng_; }
+
+  void set_optimizer(const OptimizerConfig& config) {
+    optimizer_ = std::make_unique<Optimizer<T>>(config, n_params());
+  }
+  Optimizer<T>& optimizer() { return *optimizer_; }
+
+  void zero_grad() { grads_.setZero(); }
+
+  // Forward pass of x (B, n_in) into ws; training turns dropout on.
+  void forward(const ConstMatrixRef<T>& x, Workspace<T>& ws, bool training) {
+    const Index B = x.rows();
+    reserve(ws, B);
+    for (std::size_t l = 0; l < n_layers(); ++l) {
+      dense_forward<T>(layer_input(x, ws, l, B), W(l), b(l), activations_[l], leaky_slope_,
+                       ws.z[l].topRows(B), ws.a[l].topRows(B));
+      ws.dropout_active[l] = training && dropout_[l] > 0;
+      if (ws.dropout_active[l]) apply_dropout(ws, l, B);
+    }
+  }
+
+  // Output layer's δ from the cost, for the batch last run through forward().
+  LossResult<T> output_delta(const Targets<T>& y, Workspace<T>& ws, Index B) {
+    const std::size_t L = n_layers() - 1;
+    return loss_forward_backward<T>(loss_, activations_[L], leaky_slope_, ws.z[L].topRows(B),
+                                    ws.a[L].topRows(B), y, ws.delta[L].topRows(B));
+  }
+
+  // Backward pass from the output δ in ws: accumulates scale·∂C/∂W and scale·∂C/∂b into the
+  // gradient buffer and, recursively, δ_prev = (δ·Wᵀ) ⊙ σ'(z_prev) into ws.delta.
+  // If dx is given, it receives ∂C_k/∂x (B, n_in) per sample.
+  void backward(const ConstMatrixRef<T>& x, Workspace<T>& ws, T scale, MatrixRef<T>* dx = nullptr) {
+    const Index B = x.rows();
+    for (std::size_t l = n_layers(); l-- > 0;) {
+      const ConstMatrixRef<T> delta = ws.delta[l].topRows(B);
+      auto dW_l = dW(l);
+      auto db_l = db(l);
+      dense_backward_params<T>(layer_input(x, ws, l, B), delta, scale, dW_l, db_l);
+      if (l > 0) {
+        auto delta_prev = ws.delta[l - 1].topRows(B);
+        dense_backward_input<T>(delta, W(l), delta_prev);
+        if (ws.dropout_active[l - 1]) delta_prev.array() *= ws.mask[l - 1].topRows(B).array();
+        activation_backward<T>(activations_[l - 1], leaky_slope_, ws.z[l - 1].topRows(B),
+                               ws.a[l - 1].topRows(B), delta_prev);
+      } else if (dx != nullptr) {
+        dense_backward_input<T>(delta, W(0), *dx);
+      }
+    }
+  }
+
+  // forward → cost → backward for one batch, adding scale·gradient to the gradient buffer.
+  LossResult<T> accumulate_gradients(const ConstMatrixRef<T>& x, const Targets<T>& y,
+                                     Workspace<T>& ws, T scale, bool training,
+                                     MatrixRef<T>* dx = nullptr) {
+    forward(x, ws, training);
+    const LossResult<T> result = output_delta(y, ws, x.rows());
+    backward(x, ws, scale, dx);
+    return result;
+  }
+
+  // One full training step on a batch: zero, forward, cost, backward, check, clip, update.
+  // A non-finite loss or gradient leaves the parameters untouched and is reported in stats.
+  void train_step(const ConstMatrixRef<T>& x, const Targets<T>& y, const StepOptions& options,
+                  TrainStats& stats) {
+    const Index B = x.rows();
+    zero_grad();
+    const LossResult<T> result = accumulate_gradients(x, y, train_ws_, T(1) / T(B), true);
+    if (options.l2 > 0)
+      for (std::size_t l = 0; l < n_layers(); ++l) dW(l) += T(options.l2) * W(l);
+    const double norm = grad_norm_checked(stats);
+    if (!std::isfinite(double(result.loss_sum))) stats.nonfinite_loss = true;
+    if (stats.nonfinite_loss || stats.nonfinite_layer >= 0) return;
+    if (options.max_grad_norm > 0 && norm > options.max_grad_norm)
+      grads_ *= T(options.max_grad_norm / (norm + 1e-6));
+    optimizer_->step(params_.data(), grads_.data(), n_params(), T(options.lr));
+    stats.loss_sum += double(result.loss_sum);
+    stats.n_correct += result.n_correct;
+    stats.n_samples += B;
+    stats.n_batches += 1;
+    stats.grad_norm = norm;
+  }
+
+  // Trains on batches [first_batch, first_batch + n_batches) of an epoch whose sample order is
+  // `order` (empty: 0..n−1). Rows are gathered into the workspace, so X is never copied whole.
+  TrainStats train_batches(const ConstMatrixRef<T>& X, const Targets<T>& Y,
+                           const std::vector<std::int64_t>& order, Index batch_size,
+                           Index first_batch, Index n_batches, const StepOptions& options) {
+    TrainStats stats;
+    const Index n = X.rows();
+    reserve(train_ws_, std::min(batch_size, n));
+    Workspace<T>& ws = train_ws_;
+    for (Index k = first_batch; k < first_batch + n_batches; ++k) {
+      const Index start = k * batch_size;
+      if (start >= n) break;
+      const Index B = std::min(batch_size, n - start);
+      Targets<T> batch_y;
+      if (order.empty()) {
+        batch_y = Y;
+        if (Y.labels) batch_y.labels = Y.labels + start;
+        if (Y.values) batch_y.values = Y.values + start * Y.stride;
+        train_step(X.middleRows(start, B), batch_y, options, stats);
+      } else {
+        for (Index i = 0; i < B; ++i) ws.x.row(i) = X.row(order[start + i]);
+        if (Y.labels) {
+          for (Index i = 0; i < B; ++i) ws.labels[i] = Y.labels[order[start + i]];
+          batch_y.labels = ws.labels.data();
+        } else {
+          for (Index i = 0; i < B; ++i) ws.y.row(i) = Y.row(order[start + i], n_outputs());
+          batch_y.values = ws.y.data();
+          batch_y.stride = n_outputs();
+        }
+        train_step(ws.x.topRows(B), batch_y, options, stats);
+      }
+      if (stats.nonfinite_loss || stats.nonfinite_layer >= 0) break;
+    }
+    return stats;
+  }
+
+  // Outputs a = σ(z) of the last layer for X (n, n_in) into out (n, n_out), in chunks, with a
+  // workspace of its own so that several threads may predict at once.
+  void predict(const ConstMatrixRef<T>& X, MatrixRef<T> out) {
+    constexpr Index chunk = 256;
+    Workspace<T> ws;
+    const std::size_t L = n_layers() - 1;
+    for (Index start = 0; start < X.rows(); start += chunk) {
+      const Index B = std::min(chunk, X.rows() - start);
+      forward(X.middleRows(start, B), ws, false);
+      out.middleRows(start, B) = ws.a[L].topRows(B);
+    }
+  }
+
+  // Global gradient norm; records the first layer whose gradient is not finite.
+  double grad_norm_checked(TrainStats& stats) {
+    double total = 0;
+    for (std::size_t l = 0; l < n_layers(); ++l) {
+      const double layer = double(dW(l).squaredNorm()) + double(db(l).squaredNorm());
+      if (!std::isfinite(layer) && stats.nonfinite_layer < 0) stats.nonfinite_layer = int(l);
+      total += layer;
+    }
+    return std::sqrt(total);
+  }
+
+  Workspace<T>& train_workspace() { return train_ws_; }
+
+  void reserve(Workspace<T>& ws, Index B) const {
+    if (ws.capacity >= B && ws.z.size() == n_layers()) return;
+    const std::size_t L = n_layers();
+    ws.capacity = B;
+    ws.z.resize(L), ws.a.resize(L), ws.dropped.resize(L), ws.mask.resize(L), ws.delta.resize(L);
+    ws.dropout_active.assign(L, false);
+    for (std::size_t l = 0; l < L; ++l) {
+      const Index out = sizes_[l + 1];
+      ws.z[l].resize(B, out);
+      ws.a[l].resize(B, out);
+      ws.delta[l].resize(B, out);
+      if (dropout_[l] > 0) ws.dropped[l].resize(B, out), ws.mask[l].resize(B, out);
+    }
+    ws.x.resize(B, n_inputs());
+    ws.y.resize(B, n_outputs());
+    ws.labels.resize(B);
+  }
+
+ private:
+  // The input of layer l: x for the first layer, else the previous layer's (dropped-out) output.
+  ConstMatrixRef<T> layer_input(const ConstMatrixRef<T>& x, Workspace<T>& ws, std::size_t l,
+                                Index B) const {
+    if (l == 0) return x;
+    const Matrix<T>& prev = ws.dropout_active[l - 1] ? ws.dropped[l - 1] : ws.a[l - 1];
+    return prev.topRows(B);
+  }
+
+  // Inverted dropout: keep each unit with probability 1 − p and scale it by 1/(1 − p).
+  void apply_dropout(Workspace<T>& ws, std::size_t l, Index B) {
+    if (ws.mask[l].rows() < B) {  // dropout switched on after the workspace was sized
+      ws.mask[l].resize(ws.capacity, sizes_[l + 1]);
+      ws.dropped[l].resize(ws.capacity, sizes_[l + 1]);
+    }
+    const double p = dropout_[l];
+    const T keep_scale = T(1 / (1 - p));
+    auto mask = ws.mask[l].topRows(B);
+    for (Index r = 0; r < B; ++r)
+      for (Index c = 0; c < mask.cols(); ++c) mask(r, c) = rng_.uniform() >= p ? keep_scale : T(0);
+    ws.dropped[l].topRows(B) = ws.a[l].topRows(B).cwiseProduct(mask);
+  }
+
+  std::vector<Index> sizes_;
+  std::vector<Activation> activations_;
+  Loss loss_;
+  T leaky_slope_;
+  std::vector<Index> w_offset_, b_offset_;
+  Eigen::Matrix<T, Eigen::Dynamic, 1> params_, grads_;
+  std::vector<double> dropout_;
+  SplitMix64 rng_;
+  std::unique_ptr<Optimizer<T>> optimizer_;
+  Workspace<T> train_ws_;
+};
+
+extern template class Network<float>;
+extern template class Network<double>;
+
+}  // namespace chainrule

@@ -1,0 +1,190 @@
+// Optimizers: one fused pass over the flat parameter and gradient buffers per step.
+// The update rules are the ones PyTorch documents for torch.optim (SGD, Adam, AdamW, RMSprop,
+// Adagrad), so a user who switches sees the same trajectory.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#include "types.hpp"
+
+namespace chainrule {
+
+enum class OptimizerKind { sgd, adam, adamw, rmsprop, adagrad };
+
+inline const char* optimizer_names() { return "sgd, adam, adamw, rmsprop, adagrad"; }
+
+inline OptimizerKind parse_optimizer(const std::string& name) {
+  if (name == "sgd") return OptimizerKind::sgd;
+  if (name == "adam") return OptimizerKind::adam;
+  if (name == "adamw") return OptimizerKind::adamw;
+  if (name == "rmsprop") return OptimizerKind::rmsprop;
+  if (name == "adagrad") return OptimizerKind::adagrad;
+  throw std::invalid_argument("unknown optimizer '" + name + "'; valid names: " +
+                              optimizer_names());
+}
+
+inline const char* optimizer_name(OptimizerKind kind) {
+  switch (kind) {
+    case OptimizerKind::sgd: return "sgd";
+    case OptimizerKind::adam: return "adam";
+    case OptimizerKind::adamw: return "adamw";
+    case OptimizerKind::rmsprop: return "rmsprop";
+    case OptimizerKind::adagrad: return "adagrad";
+  }
+  return "?";
+}
+
+// Hyper-parameters, named as in torch.optim. Only those of the chosen kind are read.
+struct OptimizerConfig {
+  OptimizerKind kind = OptimizerKind::sgd;
+  double momentum = 0;      // sgd, rmsprop
+  double dampening = 0;     // sgd
+  bool nesterov = false;    // sgd
+  double beta1 = 0.9;       // adam, adamw
+  double beta2 = 0.999;     // adam, adamw
+  double eps = 1e-8;        // adam, adamw, rmsprop, adagrad
+  double alpha = 0.99;      // rmsprop smoothing constant
+  bool centered = false;    // rmsprop
+  double lr_decay = 0;      // adagrad
+  double initial_accumulator_value = 0;  // adagrad
+  double weight_decay = 0;  // coupled (added to g) for all kinds but adamw, where it is decoupled
+};
+
+template <class T>
+class Optimizer {
+ public:
+  using Vector = Eigen::Matrix<T, Eigen::Dynamic, 1>;
+
+  Optimizer(const OptimizerConfig& config, Index n_params) : config_(config) {
+    validate(config);
+    const bool sgd_momentum = config.kind == OptimizerKind::sgd && config.momentum != 0;
+    const bool rms_momentum = config.kind == OptimizerKind::rmsprop && config.momentum > 0;
+    const bool adam_like = config.kind == OptimizerKind::adam || config.kind == OptimizerKind::adamw;
+    // state1: momentum buffer / first moment m; state2: second moment v / square average / sum;
+    // state3: rmsprop's centred gradient average.
+    if (sgd_momentum || adam_like) state1_.setZero(n_params);
+    if (rms_momentum) state1_.setZero(n_params);
+    if (adam_like || config.kind == OptimizerKind::rmsprop) state2_.setZero(n_params);
+    if (config.kind == OptimizerKind::adagrad)
+      state2_.setConstant(n_params, T(config.initial_accumulator_value));
+    if (config.kind == OptimizerKind::rmsprop && config.centered) state3_.setZero(n_params);
+  }
+
+  static void validate(const OptimizerConfig& c) {
+    auto require = [](bool ok, const char* what) {
+      if (!ok) throw std::invalid_argument(what);
+    };
+    require(c.momentum >= 0, "momentum must be >= 0");
+    require(!c.nesterov || (c.momentum > 0 && c.dampening == 0),
+            "nesterov needs momentum > 0 and dampening == 0");
+    require(c.beta1 >= 0 && c.beta1 < 1, "beta1 must be in [0, 1)");
+    require(c.beta2 >= 0 && c.beta2 < 1, "beta2 must be in [0, 1)");
+    require(c.eps >= 0, "eps must be >= 0");
+    require(c.alpha >= 0, "alpha must be >= 0");
+    require(c.lr_decay >= 0, "lr_decay must be >= 0");
+    require(c.initial_accumulator_value >= 0, "initial_accumulator_value must be >= 0");
+    require(c.weight_decay >= 0, "weight_decay must be >= 0");
+  }
+
+  const OptimizerConfig& config() const { return config_; }
+  std::int64_t step_count() const { return step_; }
+  void set_step_count(std::int64_t t) { step_ = t; }
+  Vector& state1() { return state1_; }
+  Vector& state2() { return state2_; }
+  Vector& state3() { return state3_; }
+
+  // params and grads are (n) flat buffers; lr is this step's learning rate.
+  void step(T* params, const T* grads, Index n, T lr) {
+    ++step_;
+    Eigen::Map<Vector> p(params, n);
+    Eigen::Map<const Vector> g(grads, n);
+    const T wd = T(config_.weight_decay);
+    switch (config_.kind) {
+      case OptimizerKind::sgd: sgd(p, g, lr, wd); break;
+      case OptimizerKind::adam: adam(p, g, lr, wd, false); break;
+      case OptimizerKind::adamw: adam(p, g, lr, wd, true); break;
+      case OptimizerKind::rmsprop: rmsprop(p, g, lr, wd); break;
+      case OptimizerKind::adagrad: adagrad(p, g, lr, wd); break;
+    }
+  }
+
+ private:
+  void sgd(Eigen::Map<Vector>& p, const Eigen::Map<const Vector>& g, T lr, T wd) {
+    const T mu = T(config_.momentum), damp = T(config_.dampening);
+    const Index n = p.size();
+    if (mu == 0) {
+      for (Index i = 0; i < n; ++i) p[i] -= lr * (g[i] + wd * p[i]);
+      return;
+    }
+    const bool first = step_ == 1;
+    for (Index i = 0; i < n; ++i) {
+      const T gi = g[i] + wd * p[i];
+      T& b = state1_[i];
+      b = first ? gi : mu * b + (T(1) - damp) * gi;
+      p[i] -= lr * (config_.nesterov ? gi + mu * b : b);
+    }
+  }
+
+  void adam(Eigen::Map<Vector>& p, const Eigen::Map<const Vector>& g, T lr, T wd, bool decoupled) {
+    const T b1 = T(config_.beta1), b2 = T(config_.beta2), eps = T(config_.eps);
+    const T bias1 = T(1) - std::pow(b1, T(step_));
+    const T bias2_sqrt = std::sqrt(T(1) - std::pow(b2, T(step_)));
+    const T step_size = lr / bias1;
+    const T decay = decoupled ? T(1) - lr * wd : T(1);
+    const T coupled_wd = decoupled ? T(0) : wd;
+    const Index n = p.size();
+    for (Index i = 0; i < n; ++i) {
+      const T gi = g[i] + coupled_wd * p[i];
+      T& m = state1_[i];
+      T& v = state2_[i];
+      m = b1 * m + (T(1) - b1) * gi;
+      v = b2 * v + (T(1) - b2) * gi * gi;
+      p[i] = decay * p[i] - step_size * m / (std::sqrt(v) / bias2_sqrt + eps);
+    }
+  }
+
+  void rmsprop(Eigen::Map<Vector>& p, const Eigen::Map<const Vector>& g, T lr, T wd) {
+    const T alpha = T(config_.alpha), eps = T(config_.eps), mu = T(config_.momentum);
+    const Index n = p.size();
+    for (Index i = 0; i < n; ++i) {
+      const T gi = g[i] + wd * p[i];
+      T& v = state2_[i];
+      v = alpha * v + (T(1) - alpha) * gi * gi;
+      T v_tilde = v;
+      if (config_.centered) {
+        T& g_avg = state3_[i];
+        g_avg = alpha * g_avg + (T(1) - alpha) * gi;
+        v_tilde -= g_avg * g_avg;
+      }
+      const T update = gi / (std::sqrt(v_tilde) + eps);
+      if (mu > 0) {
+        T& b = state1_[i];
+        b = mu * b + update;
+        p[i] -= lr * b;
+      } else {
+        p[i] -= lr * update;
+      }
+    }
+  }
+
+  void adagrad(Eigen::Map<Vector>& p, const Eigen::Map<const Vector>& g, T lr, T wd) {
+    const T eps = T(config_.eps);
+    const T lr_t = lr / (T(1) + T(step_ - 1) * T(config_.lr_decay));
+    const Index n = p.size();
+    for (Index i = 0; i < n; ++i) {
+      const T gi = g[i] + wd * p[i];
+      T& sum = state2_[i];
+      sum += gi * gi;
+      p[i] -= lr_t * gi / (std::sqrt(sum) + eps);
+    }
+  }
+
+  OptimizerConfig config_;
+  std::int64_t step_ = 0;
+  Vector state1_, state2_, state3_;
+};
+
+}  // namespace chainrule
