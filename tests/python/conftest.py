@@ -1,0 +1,18 @@
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def data_dir():
+    """The real datasets (../shared/data), given by CHAINRULE_TEST_DATA. In CI it must be set."""
+    path = os.environ.get("CHAINRULE_TEST_DATA")
+    if not path:
+        if os.environ.get("CI"):
+            pytest.fail("CHAINRULE_TEST_DATA is not set; .ci/run sets it to ../shared/data")
+        pytest.skip("set CHAINRULE_TEST_DATA to the directory holding mnist/ and fashion-mnist/")
+    path = Path(path)
+    if not (path / "mnist").is_dir():
+        pytest.fail(f"CHAINRULE_TEST_DATA={path} has no mnist/ directory")
+    return path
