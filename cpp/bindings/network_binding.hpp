@@ -207,6 +207,20 @@ void register_network(py::module_& m, const char* name) {
           "train on batches [first_batch, first_batch + n_batches) of the epoch ordered by "
           "`order` (None: as stored); one optimizer step per batch")
       .def(
+          "evaluate",
+          [](Net& n, const py::array& X, const py::array& y) {
+            auto x = matrix_view<T>(X, "X", n.n_inputs());
+            auto targets = targets_view<T>(y, x.rows(), n.n_outputs(),
+                                           n.loss() == Loss::cross_entropy);
+            LossResult<T> r;
+            {
+              py::gil_scoped_release release;
+              r = n.evaluate(x, targets);
+            }
+            return py::make_tuple(double(r.loss_sum), r.n_correct);
+          },
+          py::arg("X"), py::arg("y"), "(Σ_k C_k, n_correct) over X, forward only")
+      .def(
           "predict",
           [](Net& n, const py::array& X) {
             auto x = matrix_view<T>(X, "X", n.n_inputs());

@@ -244,6 +244,24 @@ class Network {
     }
   }
 
+  // Σ_k C_k and the classification hits over X, forward only, in chunks (thread-safe like predict).
+  LossResult<T> evaluate(const ConstMatrixRef<T>& X, const Targets<T>& Y) {
+    constexpr Index chunk = 256;
+    Workspace<T> ws;
+    LossResult<T> total;
+    for (Index start = 0; start < X.rows(); start += chunk) {
+      const Index B = std::min(chunk, X.rows() - start);
+      Targets<T> y = Y;
+      if (Y.labels) y.labels = Y.labels + start;
+      if (Y.values) y.values = Y.values + start * Y.stride;
+      forward(X.middleRows(start, B), ws, false);
+      const LossResult<T> part = output_delta(y, ws, B);
+      total.loss_sum += part.loss_sum;
+      total.n_correct += part.n_correct;
+    }
+    return total;
+  }
+
   // Global gradient norm; records the first layer whose gradient is not finite.
   double grad_norm_checked(TrainStats& stats) {
     double total = 0;
