@@ -48,9 +48,18 @@ OptimizerConfig optimizer_config_from(const std::string& kind, const py::dict& o
 template <class T>
 void register_network(py::module_& m, const char* name) {
   using Net = Network<T>;
-  py::class_<Net>(m, name)
+  // module_local: the per-ISA builds of the core may share a process without clashing.
+  py::class_<Net>(m, name, py::module_local())
       .def(py::init([](const std::vector<Index>& sizes, const std::vector<std::string>& acts,
                        const std::string& loss, double leaky_slope) {
+             // Parameter counts past 2^62 would overflow Index arithmetic in the constructor.
+             double n_params = 0;
+             for (std::size_t l = 0; l + 1 < sizes.size(); ++l)
+               n_params += double(sizes[l]) * double(sizes[l + 1]) + double(sizes[l + 1]);
+             if (n_params > 4.6e18)
+               throw py::value_error("the layer sizes give more parameters than can be indexed");
+             if (!std::isfinite(leaky_slope))
+               throw py::value_error("leaky_slope must be finite");
              std::vector<Activation> parsed;
              for (const auto& a : acts) parsed.push_back(parse_activation(a));
              return std::make_unique<Net>(sizes, parsed, parse_loss(loss), leaky_slope);
@@ -108,7 +117,10 @@ void register_network(py::module_& m, const char* name) {
                              [](Net& n) { return optimizer_name(n.optimizer().config().kind); })
       .def_property(
           "optimizer_step", [](Net& n) { return n.optimizer().step_count(); },
-          [](Net& n, std::int64_t t) { n.optimizer().set_step_count(t); })
+          [](Net& n, std::int64_t t) {
+            if (t < 0) throw py::value_error("optimizer_step must be >= 0");
+            n.optimizer().set_step_count(t);
+          })
       .def(
           "optimizer_state",
           [](py::object self) {
@@ -146,6 +158,29 @@ void register_network(py::module_& m, const char* name) {
           py::arg("input_gradient") = false,
           "grads += scale·∂(Σ_k C_k)/∂params; returns (Σ_k C_k, n_correct, ∂C_k/∂x or None)")
       .def(
+          "apply_gradients",
+          [](Net& n, double lr, double l2, double max_grad_norm) {
+            if (!(lr > 0) || !std::isfinite(lr))
+              throw py::value_error("the learning rate must be positive and finite");
+            StepOptions options{lr, l2, max_grad_norm};
+            TrainStats stats;
+            double norm = 0;
+            bool applied = false;
+            {
+              py::gil_scoped_release release;
+              applied = n.apply_gradients(options, stats, &norm);
+            }
+            py::dict d;
+            d["applied"] = applied;
+            d["grad_norm"] = norm;
+            d["nonfinite_layer"] = stats.nonfinite_layer;
+            return d;
+          },
+          py::arg("lr"), py::arg("l2") = 0.0, py::arg("max_grad_norm") = 0.0,
+          "the update half of train_step on the current gradient buffer: grads += l2·W, "
+          "global-norm check and clip, one optimizer step; returns {applied, grad_norm "
+          "(before clipping), nonfinite_layer}. A non-finite gradient applies nothing.")
+      .def(
           "trace",
           [](Net& n, const py::array& X, const py::array& y) {
             auto x = matrix_view<T>(X, "X", n.n_inputs());
@@ -174,7 +209,7 @@ void register_network(py::module_& m, const char* name) {
       .def(
           "train_batches",
           [](Net& n, const py::array& X, const py::array& y, py::object order,
-             Index batch_size, Index first_batch, Index n_batches, double lr, double l2,
+             Index batch_size, Index first_batch, Index n_batches, py::object lr_arg, double l2,
              double max_grad_norm) {
             auto x = matrix_view<T>(X, "X", n.n_inputs());
             auto targets = targets_view<T>(y, x.rows(), n.n_outputs(),
@@ -182,8 +217,19 @@ void register_network(py::module_& m, const char* name) {
             if (batch_size < 1) throw py::value_error("batch_size must be >= 1");
             if (first_batch < 0 || n_batches < 0)
               throw py::value_error("batch range must be non-negative");
-            if (!(lr > 0) || !std::isfinite(lr))
-              throw py::value_error("the learning rate must be positive and finite");
+            // lr: one value for every batch, or a sequence of one value per batch (schedules
+            // that change the learning rate at each step).
+            std::vector<double> lrs;
+            if (py::isinstance<py::float_>(lr_arg) || py::isinstance<py::int_>(lr_arg)) {
+              lrs.assign(1, py::cast<double>(lr_arg));
+            } else {
+              lrs = py::cast<std::vector<double>>(lr_arg);
+              if (Index(lrs.size()) != n_batches)
+                throw py::value_error("lr must be a number or hold one value per batch");
+            }
+            for (double lr : lrs)
+              if (!(lr > 0) || !std::isfinite(lr))
+                throw py::value_error("the learning rate must be positive and finite");
             std::vector<std::int64_t> idx;
             if (!order.is_none()) {
               idx = py::cast<std::vector<std::int64_t>>(order);
@@ -192,12 +238,33 @@ void register_network(py::module_& m, const char* name) {
               for (auto i : idx)
                 if (i < 0 || i >= x.rows()) throw py::value_error("order index out of range");
             }
-            StepOptions options{lr, l2, max_grad_norm};
+            // Keep k·batch_size far from Index overflow: no batch is larger than X, and batches
+            // past the end of X are empty anyway.
+            batch_size = std::min<Index>(batch_size, std::max<Index>(x.rows(), 1));
+            first_batch = std::min<Index>(first_batch, x.rows());
+            n_batches = std::min<Index>(n_batches, x.rows());
+            StepOptions options{lrs[0], l2, max_grad_norm};
             TrainStats stats;
             {
               py::gil_scoped_release release;
-              stats = n.train_batches(x, targets, idx, batch_size, first_batch, n_batches,
-                                      options);
+              if (lrs.size() == 1) {
+                stats = n.train_batches(x, targets, idx, batch_size, first_batch, n_batches,
+                                        options);
+              } else {
+                for (Index k = 0; k < n_batches; ++k) {
+                  options.lr = lrs[k];
+                  const TrainStats s =
+                      n.train_batches(x, targets, idx, batch_size, first_batch + k, 1, options);
+                  stats.loss_sum += s.loss_sum;
+                  stats.n_correct += s.n_correct;
+                  stats.n_samples += s.n_samples;
+                  stats.n_batches += s.n_batches;
+                  if (s.n_batches) stats.grad_norm = s.grad_norm;
+                  stats.nonfinite_layer = s.nonfinite_layer;
+                  stats.nonfinite_loss = s.nonfinite_loss;
+                  if (s.nonfinite_loss || s.nonfinite_layer >= 0 || s.n_batches == 0) break;
+                }
+              }
             }
             return stats_to_dict<T>(stats);
           },
@@ -205,7 +272,8 @@ void register_network(py::module_& m, const char* name) {
           py::arg("first_batch"), py::arg("n_batches"), py::arg("lr"), py::arg("l2") = 0.0,
           py::arg("max_grad_norm") = 0.0,
           "train on batches [first_batch, first_batch + n_batches) of the epoch ordered by "
-          "`order` (None: as stored); one optimizer step per batch")
+          "`order` (None: as stored); one optimizer step per batch; lr is a number or one value "
+          "per batch")
       .def(
           "evaluate",
           [](Net& n, const py::array& X, const py::array& y) {

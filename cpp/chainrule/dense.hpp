@@ -2,6 +2,7 @@
 #pragma once
 
 #include "activation.hpp"
+#include "gemm.hpp"
 
 namespace chainrule {
 
@@ -10,7 +11,7 @@ template <class T>
 void dense_forward(const ConstMatrixRef<T>& a_prev, const ConstMatrixMap<T>& W,
                    const ConstRowVectorMap<T>& b, Activation act, T leaky_slope, MatrixRef<T> z,
                    MatrixRef<T> a) {
-  z.noalias() = a_prev * W;
+  gemm(z, a_prev, W, T(1), false);
   bias_activation_forward<T>(act, leaky_slope, b, z, a);
 }
 
@@ -20,7 +21,7 @@ void dense_forward(const ConstMatrixRef<T>& a_prev, const ConstMatrixMap<T>& W,
 template <class T>
 void dense_backward_params(const ConstMatrixRef<T>& a_prev, const ConstMatrixRef<T>& delta,
                            T scale, MatrixMap<T>& dW, RowVectorMap<T>& db) {
-  dW.noalias() += scale * (a_prev.transpose() * delta);
+  gemm(dW, a_prev.transpose(), delta, scale, true);
   db.noalias() += scale * delta.colwise().sum();
 }
 
@@ -28,7 +29,7 @@ void dense_backward_params(const ConstMatrixRef<T>& a_prev, const ConstMatrixRef
 template <class T>
 void dense_backward_input(const ConstMatrixRef<T>& delta, const ConstMatrixMap<T>& W,
                           MatrixRef<T> d_a_prev) {
-  d_a_prev.noalias() = delta * W.transpose();
+  gemm(d_a_prev, delta, W.transpose(), T(1), false);
 }
 
 }  // namespace chainrule

@@ -180,19 +180,31 @@ class Network {
     const Index B = x.rows();
     zero_grad();
     const LossResult<T> result = accumulate_gradients(x, y, train_ws_, T(1) / T(B), true);
-    if (options.l2 > 0)
-      for (std::size_t l = 0; l < n_layers(); ++l) dW(l) += T(options.l2) * W(l);
-    const double norm = grad_norm_checked(stats);
     if (!std::isfinite(double(result.loss_sum))) stats.nonfinite_loss = true;
-    if (stats.nonfinite_loss || stats.nonfinite_layer >= 0) return;
-    if (options.max_grad_norm > 0 && norm > options.max_grad_norm)
-      grads_ *= T(options.max_grad_norm / (norm + 1e-6));
-    optimizer_->step(params_.data(), grads_.data(), n_params(), T(options.lr));
+    double norm = 0;
+    if (!apply_gradients(options, stats, &norm)) return;
     stats.loss_sum += double(result.loss_sum);
     stats.n_correct += result.n_correct;
     stats.n_samples += B;
     stats.n_batches += 1;
     stats.grad_norm = norm;
+  }
+
+  // The update half of a training step, on whatever the gradient buffer holds now (e.g.
+  // gradients accumulated here and then summed across processes): coupled L2, global-norm
+  // check, clipping, optimizer step. *norm receives the norm before clipping. A non-finite
+  // gradient (or stats.nonfinite_loss already set) leaves the parameters untouched and
+  // returns false; stats.nonfinite_layer names the first non-finite layer.
+  bool apply_gradients(const StepOptions& options, TrainStats& stats, double* norm = nullptr) {
+    if (options.l2 > 0)
+      for (std::size_t l = 0; l < n_layers(); ++l) dW(l) += T(options.l2) * W(l);
+    const double g = grad_norm_checked(stats);
+    if (norm != nullptr) *norm = g;
+    if (stats.nonfinite_loss || stats.nonfinite_layer >= 0) return false;
+    if (options.max_grad_norm > 0 && g > options.max_grad_norm)
+      grads_ *= T(options.max_grad_norm / (g + 1e-6));
+    optimizer_->step(params_.data(), grads_.data(), n_params(), T(options.lr));
+    return true;
   }
 
   // Trains on batches [first_batch, first_batch + n_batches) of an epoch whose sample order is

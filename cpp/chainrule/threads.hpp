@@ -1,5 +1,6 @@
-// How many threads the core's matrix products use. Eigen parallelises its products with OpenMP
-// when the build has it; without OpenMP there is one thread.
+// How many threads the core's matrix products use. The products are cut into blocks that depend
+// on the shapes only and the threads share them out (gemm.hpp), so results are bit-identical
+// whatever the count. Without OpenMP there is one thread.
 #pragma once
 
 namespace chainrule {
