@@ -1,5 +1,7 @@
 """Input checks shared by the models: convert once, deliberately, or refuse with a clear error."""
 
+import os
+
 import numpy as np
 
 _DTYPES = {"float32": np.float32, "float64": np.float64}
@@ -21,16 +23,44 @@ def _first_nonfinite(a):
     return tuple(int(i) for i in bad)
 
 
+def _place(where):
+    return f"row {where[0]}, column {where[1]}" if len(where) == 2 else f"index {where[0]}"
+
+
 def check_finite(a, name):
     if not np.isfinite(a).all():
-        where = _first_nonfinite(a)
-        place = f"row {where[0]}, column {where[1]}" if len(where) == 2 else f"index {where[0]}"
-        raise ValueError(f"{name} contains NaN or infinity (first at {place})")
+        where = _place(_first_nonfinite(a))
+        raise ValueError(f"{name} contains NaN or infinity (first at {where})")
+
+
+def _as_array(a, name):
+    """np.asarray(a), with ragged nested lists and other non-arrays refused by name."""
+    try:
+        return np.asarray(a)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{name} is not a rectangular array of numbers ({e})") from None
+
+
+def _convert(a, dtype, name):
+    """a as a C-contiguous array of dtype, refusing non-finite values and values that overflow
+    dtype (a float64 1e300 is finite but becomes inf in float32)."""
+    if a.dtype.kind == "f" or a.dtype.kind == "c":
+        check_finite(a, name)
+    with np.errstate(over="ignore", invalid="ignore"):
+        converted = np.ascontiguousarray(a, dtype=dtype)
+    if not np.isfinite(converted).all():
+        where = _first_nonfinite(converted)
+        raise ValueError(f"{name} holds {a[where].item()!r} at {_place(where)}, which overflows "
+                         f"{np.dtype(dtype).name}")
+    return converted
 
 
 def as_features(X, n_features, dtype, name="X"):
-    """X as a C-contiguous (n, n_features) array of dtype; the same object when it already is."""
-    X = np.asarray(X)
+    """X as a C-contiguous (n, n_features) array of dtype; the same object when it already is.
+
+    Integers and booleans are converted to dtype deliberately; object, string, complex and other
+    non-real dtypes are refused with a TypeError."""
+    X = _as_array(X, name)
     if X.dtype.kind not in "fiub":
         raise TypeError(f"{name} must hold real numbers, got dtype {X.dtype}")
     if X.ndim != 2:
@@ -40,15 +70,13 @@ def as_features(X, n_features, dtype, name="X"):
         raise ValueError(f"{name} has no samples")
     if X.shape[1] != n_features:
         raise ValueError(f"{name} has {X.shape[1]} features, the model expects {n_features}")
-    X = np.ascontiguousarray(X, dtype=dtype)
-    check_finite(X, name)
-    return X
+    return _convert(X, dtype, name)
 
 
 def as_targets(y, n_samples, n_outputs, loss, dtype):
     """Targets in the form the core takes: int32 labels for cross-entropy with class indices,
     else a C-contiguous (n, n_outputs) float array."""
-    y = np.asarray(y)
+    y = _as_array(y, "y")
     if y.dtype.kind not in "fiub":
         raise TypeError(f"y must hold numbers, got dtype {y.dtype}")
     if y.ndim == 0 or y.shape[0] != n_samples:
@@ -60,9 +88,7 @@ def as_targets(y, n_samples, n_outputs, loss, dtype):
     if y.ndim != 2 or y.shape[1] != n_outputs:
         raise ValueError(f"y must have shape ({n_samples}, {n_outputs}) for this model, "
                          f"got {y.shape}")
-    y = np.ascontiguousarray(y, dtype=dtype)
-    check_finite(y, "y")
-    return y
+    return _convert(y, dtype, "y")
 
 
 def as_labels(y, n_classes):
@@ -78,6 +104,53 @@ def as_labels(y, n_classes):
         raise ValueError(f"label {y[bad[0]].item()!r} at index {bad[0]} is outside [0, {n_classes}): "
                          f"the output layer has {n_classes} units")
     return np.ascontiguousarray(y, dtype=np.int32)
+
+
+def seed_value(seed):
+    """A seed numpy's SeedSequence takes: None or a non-negative integer."""
+    if seed is None:
+        return None
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be a non-negative integer or None, got {seed!r}")
+    if seed < 0:
+        raise ValueError(f"seed must be a non-negative integer or None, got {seed}")
+    return int(seed)
+
+
+def finite_float(value, name):
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number, got {value!r}") from None
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return value
+
+
+def check_network_size(sizes, itemsize, n_buffers=2):
+    """Refuse architectures whose buffers cannot fit in memory before anything is allocated:
+    the parameter and gradient buffers (n_buffers flat buffers) and the float64 initial weights
+    of the largest layer. A MemoryError naming the size beats an allocation failure deep in C++
+    or, with memory overcommit, the kernel killing the process when the pages are touched."""
+    n_params = sum(a * b + b for a, b in zip(sizes, sizes[1:]))  # Python ints: no overflow
+    largest_layer = max(a * b for a, b in zip(sizes, sizes[1:]))
+    need = n_params * itemsize * n_buffers + largest_layer * 8  # + float64 initial weights
+    if n_params >= 2 ** 62 // max(itemsize, 1):
+        raise ValueError(f"a network of sizes {list(sizes)} has {n_params:,} parameters, more "
+                         f"than can be indexed")
+    available = _physical_memory()
+    if available is not None and need > available:
+        raise MemoryError(f"a network of sizes {list(sizes)} has {n_params:,} parameters and "
+                          f"needs about {need / 2 ** 30:,.1f} GiB for its weights and "
+                          f"gradients alone; this machine has {available / 2 ** 30:,.1f} GiB")
+    return n_params
+
+
+def _physical_memory():
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def positive_int(value, name):
