@@ -1,4 +1,5 @@
-"""Command line: `chainrule train` trains a network on a dataset and reports test accuracy."""
+"""Command line: `chainrule train` trains a network on a dataset and reports test accuracy;
+`chainrule plot MODEL` draws a saved model (training curves, weights, network diagram)."""
 
 import argparse
 import sys
@@ -51,14 +52,38 @@ def build_parser():
     train.add_argument("--threads", type=_positive(int), default=None)
     train.add_argument("--save", metavar="FILE", help="write the trained model to FILE")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--distributed", action="store_true",
+                       help="data-parallel over MPI: launch under mpirun -n N; rank 0 prints "
+                       "and writes files (needs mpi4py: pip install chainrule[mpi])")
+    train.add_argument("--plot", metavar="PNG", help="draw the training curves (train vs test "
+                       "as validation), first-layer weights and network to PNG; needs "
+                       "matplotlib (pip install chainrule[plot])")
+    plot = commands.add_parser("plot", help="draw a saved model: training curves, first-layer "
+                               "weights, network diagram (needs matplotlib)")
+    plot.add_argument("model", help="a model file written by --save or model.save")
+    plot.add_argument("-o", "--output", metavar="PNG",
+                      help="image to write (default: the model file's name with .png)")
+    plot.add_argument("--kind", choices=["summary", "history", "weights", "network"],
+                      default="summary", help="what to draw (default: all of it)")
+    plot.add_argument("--dpi", type=_positive(int), default=100)
     return parser
 
 
 def train(args):
     from . import Dense, Sequential, datasets, set_num_threads
 
+    if args.plot:
+        from .plots import require_matplotlib
+        require_matplotlib()  # fail before training, not after
     if args.threads:
         set_num_threads(args.threads)
+    fit, rank, ranks = Sequential.fit, 0, ""
+    if args.distributed:
+        from . import distributed
+        comm = distributed.get_comm()
+        rank, ranks = comm.Get_rank(), f", {comm.Get_size()} ranks"
+        def fit(model, X, y, **kwargs):
+            return distributed.fit(model, X, y, comm=comm, **kwargs)
     (X, y), (Xt, yt) = datasets.load(args.dataset, args.data_dir)
     hidden = args.hidden if args.hidden is not None else ([64] if args.dataset == "digits"
                                                           else [128])
@@ -70,27 +95,55 @@ def train(args):
     model = Sequential(layers, loss="cross_entropy", optimizer=args.optimizer,
                        dtype=args.dtype, seed=args.seed)
     epochs = args.epochs or DEFAULT_EPOCHS[args.dataset]
-    print(f"{args.dataset}: {X.shape[0]} training and {Xt.shape[0]} test samples; network "
-          f"{'-'.join(map(str, sizes))} ({model.n_params:,} parameters), {args.optimizer} "
-          f"lr={lr}, batch {args.batch_size}, {epochs} epochs, {args.dtype}")
+    if rank == 0:
+        print(f"{args.dataset}: {X.shape[0]} training and {Xt.shape[0]} test samples; network "
+              f"{'-'.join(map(str, sizes))} ({model.n_params:,} parameters), {args.optimizer} "
+              f"lr={lr}, batch {args.batch_size}, {epochs} epochs, {args.dtype}{ranks}")
     start = time.perf_counter()
-    model.fit(X, y, epochs=epochs, batch_size=args.batch_size, lr=lr,
-              verbose=0 if args.quiet else 1)
+    fit(model, X, y, epochs=epochs, batch_size=args.batch_size, lr=lr,
+        verbose=0 if args.quiet else 1,
+        **({"validation_data": (Xt, yt)} if args.plot else {}))
     took = time.perf_counter() - start
+    if rank != 0:  # under --distributed only rank 0 reports and writes files
+        return 0
     result = model.evaluate(Xt, yt)
     print(f"test accuracy: {result['accuracy']:.4f}  test loss: {result['loss']:.4f}  "
           f"training time: {took:.2f}s")
     if args.save:
         model.save(args.save)
         print(f"saved to {args.save}")
+    if args.plot:
+        from .plots import plot_model
+        plot_model(model, path=args.plot)
+        print(f"plotted to {args.plot}")
+    return 0
+
+
+def plot(args):
+    import os
+
+    from . import load, plots
+
+    plots.require_matplotlib()
+    model = load(args.model)
+    out = args.output or os.path.splitext(args.model)[0] + ".png"
+    if args.kind == "summary":
+        plots.plot_model(model, path=out, dpi=args.dpi)
+    elif args.kind == "history":
+        plots.plot_history(model, path=out, dpi=args.dpi)
+    elif args.kind == "weights":
+        plots.plot_weights(model, path=out, dpi=args.dpi)
+    else:
+        plots.plot_network(model, path=out, dpi=args.dpi)
+    print(f"plotted {args.model} to {out}")
     return 0
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
-        return train(args)
-    except (OSError, ValueError) as e:
+        return plot(args) if args.command == "plot" else train(args)
+    except (OSError, ValueError, ImportError) as e:
         print(f"chainrule: error: {e}", file=sys.stderr)
         return 1
 
