@@ -124,6 +124,17 @@ class GradcheckResult:
         return "\n".join(rows)
 
 
+def _central_difference(values, idx, f, eps):
+    """(f(v + eps) − f(v − eps)) / 2eps for the array entry v = values[idx], restored after."""
+    old = values[idx]
+    values[idx] = old + eps
+    up = f()
+    values[idx] = old - eps
+    down = f()
+    values[idx] = old
+    return (up - down) / (2 * eps)
+
+
 def _relative_error(analytic, numeric, floor):
     return np.abs(analytic - numeric) / np.maximum(np.abs(analytic) + np.abs(numeric), floor)
 
@@ -155,13 +166,7 @@ def gradcheck(model, X, y, *, eps=1e-5, tol=1e-5, max_checks=1000, floor=1e-4, s
     def check(values, analytic, indices):
         errors, numeric = [], []
         for idx in indices:
-            old = values[idx]
-            values[idx] = old + eps
-            up = cost()
-            values[idx] = old - eps
-            down = cost()
-            values[idx] = old
-            numeric.append((up - down) / (2 * eps))
+            numeric.append(_central_difference(values, idx, cost, eps))
         numeric = np.array(numeric)
         exact = np.array([analytic[idx] for idx in indices])
         errors = _relative_error(exact, numeric, floor)
@@ -245,14 +250,7 @@ def explain(model, X, y, *, sample=0, eps=1e-6, file=None):
     table = _Table(out)
 
     def nudged(values, idx, f):
-        """Central difference of f() with respect to values[idx] (an array entry, in place)."""
-        old = values[idx]
-        values[idx] = old + eps
-        up = f()
-        values[idx] = old - eps
-        down = f()
-        values[idx] = old
-        return (up - down) / (2 * eps)
+        return _central_difference(values, idx, f, eps)
 
     def traced(x, t):
         """f() reading layer quantities of the copy for inputs x and targets t."""
