@@ -1,6 +1,8 @@
 """Layer descriptions. A Dense layer computes z = a_prev·W + b and a = σ(z); once its model is
 built, W, b and the gradients dW, db are numpy views into the C++ buffers."""
 
+import numbers
+
 from . import initializers
 
 
@@ -17,11 +19,11 @@ class Dense:
 
     def __init__(self, n_in, n_out, activation=None, init=None, dropout=0.0):
         for name, value in (("n_in", n_in), ("n_out", n_out)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
                 raise ValueError(f"Dense {name} must be a positive integer, got {value!r}")
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
-        self.n_in, self.n_out = n_in, n_out
+        self.n_in, self.n_out = int(n_in), int(n_out)
         self.activation = activation
         self.init = init
         self.dropout = float(dropout)

@@ -101,3 +101,12 @@ def test_divergence_stops_with_a_clear_error_and_finite_weights():
     with pytest.raises(FloatingPointError, match="epoch 1, batch"):
         model.fit(X, y, epochs=5, batch_size=8, lr=10.0, verbose=0)
     assert all(np.isfinite(W).all() and np.isfinite(b).all() for W, b in model.get_weights())
+
+
+def test_numpy_integer_layer_sizes_are_accepted():
+    layer = cr.Dense(np.int64(4), np.int32(3))
+    assert (layer.n_in, layer.n_out) == (4, 3) and type(layer.n_in) is int
+    with pytest.raises(ValueError, match="positive integer"):
+        cr.Dense(4.0, 3)
+    with pytest.raises(ValueError, match="positive integer"):
+        cr.Dense(True, 3)
