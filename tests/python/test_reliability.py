@@ -529,21 +529,29 @@ def test_predict_from_several_threads_gives_correct_results():
 def test_fit_while_other_threads_use_the_model():
     Xc, yc = classification_data(2000)
     model = dropout_adam_model()
-    started = threading.Event()
+    started, tried = threading.Event(), threading.Event()
     failures = []
+
+    def hold_until_tried(batch, logs):
+        # Keep the first fit running until the main thread has tried a second one: on a fast
+        # machine the whole run would otherwise end before that attempt.
+        started.set()
+        tried.wait(60)
 
     def train():
         try:
             model.fit(Xc, yc, epochs=4, batch_size=16, verbose=0,
-                      callbacks=[callbacks.LambdaCallback(
-                          on_batch_end=lambda b, logs: started.set())])
+                      callbacks=[callbacks.LambdaCallback(on_batch_end=hold_until_tried)])
         except BaseException as e:  # pragma: no cover
             failures.append(e)
     trainer = threading.Thread(target=train)
     trainer.start()
     assert started.wait(60)
-    with pytest.raises(RuntimeError, match="already running"):
-        model.fit(Xc, yc, verbose=0)
+    try:
+        with pytest.raises(RuntimeError, match="already running"):
+            model.fit(Xc, yc, verbose=0)
+    finally:
+        tried.set()
     while trainer.is_alive():  # predict, evaluate, save and gradients during training
         assert np.isfinite(model.forward(Xc[:50])).all()
         assert np.isfinite(model.evaluate(Xc[:50], yc[:50])["loss"])
