@@ -86,6 +86,19 @@ class _BaseMLP(BaseEstimator):
 
     _loss_kind = None  # set per fit: "cross_entropy", "binary_cross_entropy" or "mse"
 
+    def _checked_arrays(self, X, y, reset, **options):
+        """X and y validated as scikit-learn does, X dense in the estimator's dtype, and a
+        column-vector y flattened with scikit-learn's warning."""
+        X, y = _validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                              dtype=self._np_dtype, reset=reset, **options)
+        X = _densify(X, self._np_dtype)
+        if y.ndim == 2 and y.shape[1] == 1:
+            warnings.warn("A column-vector y was passed when a 1d array was expected. Please "
+                          "change the shape of y to (n_samples, ), for example using ravel().",
+                          _data_conversion_warning())
+            y = y.ravel()
+        return X, y
+
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
                  alpha=0.0001, batch_size="auto", learning_rate="constant",
                  learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
@@ -750,14 +763,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return "binary_cross_entropy"
 
     def _validate_input(self, X, y, incremental, reset):
-        X, y = _validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
-                              dtype=self._np_dtype, reset=reset)
-        X = _densify(X, self._np_dtype)
-        if y.ndim == 2 and y.shape[1] == 1:
-            warnings.warn("A column-vector y was passed when a 1d array was expected. Please "
-                          "change the shape of y to (n_samples, ), for example using ravel().",
-                          _data_conversion_warning())
-            y = y.ravel()
+        X, y = self._checked_arrays(X, y, reset)
         if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
             self._label_binarizer = LabelBinarizer()
             self._label_binarizer.fit(y)
@@ -847,14 +853,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return "mse"
 
     def _validate_input(self, X, y, incremental, reset):
-        X, y = _validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
-                              y_numeric=True, dtype=self._np_dtype, reset=reset)
-        X = _densify(X, self._np_dtype)
-        if y.ndim == 2 and y.shape[1] == 1:
-            warnings.warn("A column-vector y was passed when a 1d array was expected. Please "
-                          "change the shape of y to (n_samples, ), for example using ravel().",
-                          _data_conversion_warning())
-            y = y.ravel()
+        X, y = self._checked_arrays(X, y, reset, y_numeric=True)
         self._fitted_loss = self._loss_kind = "mse"
         return X, np.asarray(y, dtype=self._np_dtype)
 
