@@ -16,13 +16,15 @@ void dense_forward(const ConstMatrixRef<T>& a_prev, const ConstMatrixMap<T>& W,
 }
 
 // delta is (B, out), δ = ∂C/∂z per sample; a_prev is (B, in).
-// Accumulates dW (in, out) += scale·a_prevᵀ·δ and db (out) += scale·Σ_k δ_k, where scale is 1/n
-// for a batch mean (∂z/∂W = a_prev, ∂z/∂b = 1).
+// dW (in, out) += scale·a_prevᵀ·δ and db (out) += scale·Σ_k δ_k, where scale is 1/n for a batch
+// mean (∂z/∂W = a_prev, ∂z/∂b = 1). With accumulate = false they are overwritten instead, which
+// gives the same bits as zeroing first but saves a pass over the gradient memory.
 template <class T>
 void dense_backward_params(const ConstMatrixRef<T>& a_prev, const ConstMatrixRef<T>& delta,
-                           T scale, MatrixMap<T>& dW, RowVectorMap<T>& db) {
-  gemm(dW, a_prev.transpose(), delta, scale, true);
-  db.noalias() += scale * delta.colwise().sum();
+                           T scale, MatrixMap<T>& dW, RowVectorMap<T>& db, bool accumulate = true) {
+  gemm(dW, a_prev.transpose(), delta, scale, accumulate);
+  if (accumulate) db.noalias() += scale * delta.colwise().sum();
+  else db.noalias() = scale * delta.colwise().sum();
 }
 
 // d_a_prev (B, in) = δ·Wᵀ: each input's error is the sum over the neurons it feeds.

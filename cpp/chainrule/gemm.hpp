@@ -6,14 +6,78 @@
 // single-threaded Eigen product over the full depth, and threads merely share out the blocks.
 // Every element is therefore computed by exactly the same instructions in the same order
 // whatever the thread count: training with 1 or N threads gives bit-identical weights.
+//
+// Each block runs Eigen's GEMM kernel (general_matrix_matrix_product) directly, with packing
+// buffers that belong to the calling thread and are kept from one product to the next. Eigen's
+// own `A * B` allocates them on every product, megabytes at a time for a large batch, which put
+// a malloc/free pair (and page faults when the heap is trimmed) into every training step.
 #pragma once
 
+#include <Eigen/Core>
 #include <algorithm>
+#include <type_traits>
+#include <vector>
 
 #include "threads.hpp"
 #include "types.hpp"
 
 namespace chainrule {
+
+namespace detail {
+
+// Eigen's blocking sizes for one thread, pointing at buffers that are grown, never shrunk.
+template <class T>
+class ReusedBlocking : public Eigen::internal::level3_blocking<T, T> {
+ public:
+  // Sizes for Eigen's column-major kernel problem: (m × k)·(k × n).
+  void prepare(Index m, Index n, Index k) {
+    this->m_mc = m;
+    this->m_nc = n;
+    this->m_kc = k;
+    Eigen::internal::computeProductBlockingSizes<T, T, 1, Index>(this->m_kc, this->m_mc, this->m_nc,
+                                                                  Index(1));
+    const std::size_t size_a = std::size_t(this->m_mc * this->m_kc);
+    const std::size_t size_b = std::size_t(this->m_kc * this->m_nc);
+    if (packed_a_.size() < size_a) packed_a_.resize(size_a);
+    if (packed_b_.size() < size_b) packed_b_.resize(size_b);
+    this->m_blockA = packed_a_.data();
+    this->m_blockB = packed_b_.data();
+  }
+
+ private:
+  std::vector<T, Eigen::aligned_allocator<T>> packed_a_, packed_b_;
+};
+
+template <class Xpr>
+constexpr int storage_order() {
+  return std::decay_t<Xpr>::IsRowMajor ? Eigen::RowMajor : Eigen::ColMajor;
+}
+
+// d = alpha·(lhs·rhs) + (accumulate ? d : 0) for one block, single-threaded. d is row-major;
+// lhs and rhs are row- or column-major views with unit inner stride (transposes included).
+template <class Dst, class Lhs, class Rhs, class T>
+void gemm_serial(Dst&& d, const Lhs& lhs, const Rhs& rhs, T alpha, bool accumulate) {
+  const Index rows = d.rows(), cols = d.cols(), depth = lhs.cols();
+  // A single row or column is a GEMV, and tiny products a coefficient loop, in Eigen: neither
+  // packs nor allocates, so Eigen's expressions are kept for them.
+  if (rows == 1 || cols == 1 || depth + rows + cols < 20) {
+    if (accumulate) d.noalias() += alpha * (lhs * rhs);
+    else if (alpha == T(1)) d.noalias() = lhs * rhs;
+    else d.noalias() = alpha * (lhs * rhs);
+    return;
+  }
+  static_assert(std::decay_t<Dst>::IsRowMajor, "the core's results are row-major");
+  if (!accumulate) d.setZero();
+  if (depth == 0) return;
+  thread_local ReusedBlocking<T> blocking;
+  blocking.prepare(cols, rows, depth);  // a row-major result is Eigen's column-major dᵀ
+  using Kernel = Eigen::internal::general_matrix_matrix_product<
+      Index, T, storage_order<Lhs>(), false, T, storage_order<Rhs>(), false, Eigen::RowMajor, 1>;
+  Kernel::run(rows, cols, depth, lhs.data(), lhs.outerStride(), rhs.data(), rhs.outerStride(),
+              d.data(), 1, d.outerStride(), alpha, blocking, nullptr);
+}
+
+}  // namespace detail
 
 // How a (rows × cols) result of depth `depth` is cut: along rows or columns, in `count` blocks
 // of `size` (the last one may be smaller). A function of the shapes only.
@@ -53,17 +117,12 @@ void gemm(Dst&& dst, const Lhs& lhs, const Rhs& rhs, T alpha, bool accumulate) {
   auto block = [&](Index i) {
     const Index start = i * s.size;
     const Index len = std::min(s.size, (s.by_rows ? rows : cols) - start);
-    if (s.by_rows) {
-      auto d = dst.middleRows(start, len);
-      if (accumulate) d.noalias() += alpha * (lhs.middleRows(start, len) * rhs);
-      else if (alpha == T(1)) d.noalias() = lhs.middleRows(start, len) * rhs;
-      else d.noalias() = alpha * (lhs.middleRows(start, len) * rhs);
-    } else {
-      auto d = dst.middleCols(start, len);
-      if (accumulate) d.noalias() += alpha * (lhs * rhs.middleCols(start, len));
-      else if (alpha == T(1)) d.noalias() = lhs * rhs.middleCols(start, len);
-      else d.noalias() = alpha * (lhs * rhs.middleCols(start, len));
-    }
+    if (s.by_rows)
+      detail::gemm_serial(dst.middleRows(start, len), lhs.middleRows(start, len), rhs, alpha,
+                          accumulate);
+    else
+      detail::gemm_serial(dst.middleCols(start, len), lhs, rhs.middleCols(start, len), alpha,
+                          accumulate);
   };
   const int threads = static_cast<int>(std::min<Index>(get_num_threads(), s.count));
   if (threads <= 1) {

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -32,6 +33,51 @@ struct Workspace {
   std::vector<bool> dropout_active;
   Matrix<T> x, y;                  // gathered batch inputs (cap, n_in) and targets (cap, n_out)
   std::vector<std::int32_t> labels;
+};
+
+// Workspaces for predict and evaluate, kept between calls so that inference allocates nothing
+// once warm. Each call borrows one of its own, so several threads may predict at once.
+template <class T>
+class WorkspacePool {
+ public:
+  class Lease {
+   public:
+    Lease(WorkspacePool& pool, std::unique_ptr<Workspace<T>> ws)
+        : pool_(pool), ws_(std::move(ws)) {}
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    ~Lease() { pool_.give_back(std::move(ws_)); }
+    Workspace<T>& operator*() { return *ws_; }
+
+   private:
+    WorkspacePool& pool_;
+    std::unique_ptr<Workspace<T>> ws_;
+  };
+
+  // The workspaces are a cache: a moved-to pool starts empty (and a network stays movable).
+  WorkspacePool() = default;
+  WorkspacePool(WorkspacePool&&) noexcept {}
+  WorkspacePool& operator=(WorkspacePool&&) noexcept { return *this; }
+
+  Lease borrow() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (free_.empty()) {
+      lock.unlock();
+      return Lease(*this, std::make_unique<Workspace<T>>());
+    }
+    std::unique_ptr<Workspace<T>> ws = std::move(free_.back());
+    free_.pop_back();
+    return Lease(*this, std::move(ws));
+  }
+
+ private:
+  void give_back(std::unique_ptr<Workspace<T>> ws) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    free_.push_back(std::move(ws));
+  }
+
+  std::mutex mutex_;
+  std::vector<std::unique_ptr<Workspace<T>>> free_;
 };
 
 struct StepOptions {
@@ -143,14 +189,16 @@ class Network {
 
   // Backward pass from the output δ in ws: accumulates scale·∂C/∂W and scale·∂C/∂b into the
   // gradient buffer and, recursively, δ_prev = (δ·Wᵀ) ⊙ σ'(z_prev) into ws.delta.
-  // If dx is given, it receives ∂C_k/∂x (B, n_in) per sample.
-  void backward(const ConstMatrixRef<T>& x, Workspace<T>& ws, T scale, MatrixRef<T>* dx = nullptr) {
+  // If dx is given, it receives ∂C_k/∂x (B, n_in) per sample. With accumulate = false the
+  // gradient buffer is overwritten rather than added to (a training step's fresh gradient).
+  void backward(const ConstMatrixRef<T>& x, Workspace<T>& ws, T scale, MatrixRef<T>* dx = nullptr,
+                bool accumulate = true) {
     const Index B = x.rows();
     for (std::size_t l = n_layers(); l-- > 0;) {
       const ConstMatrixRef<T> delta = ws.delta[l].topRows(B);
       auto dW_l = dW(l);
       auto db_l = db(l);
-      dense_backward_params<T>(layer_input(x, ws, l, B), delta, scale, dW_l, db_l);
+      dense_backward_params<T>(layer_input(x, ws, l, B), delta, scale, dW_l, db_l, accumulate);
       if (l > 0) {
         auto delta_prev = ws.delta[l - 1].topRows(B);
         dense_backward_input<T>(delta, W(l), delta_prev);
@@ -173,13 +221,15 @@ class Network {
     return result;
   }
 
-  // One full training step on a batch: zero, forward, cost, backward, check, clip, update.
+  // One full training step on a batch: forward, cost, backward (overwriting the gradient
+  // buffer), check, clip, update.
   // A non-finite loss or gradient leaves the parameters untouched and is reported in stats.
   void train_step(const ConstMatrixRef<T>& x, const Targets<T>& y, const StepOptions& options,
                   TrainStats& stats) {
     const Index B = x.rows();
-    zero_grad();
-    const LossResult<T> result = accumulate_gradients(x, y, train_ws_, T(1) / T(B), true);
+    forward(x, train_ws_, true);
+    const LossResult<T> result = output_delta(y, train_ws_, B);
+    backward(x, train_ws_, T(1) / T(B), nullptr, /*accumulate=*/false);
     if (!std::isfinite(double(result.loss_sum))) stats.nonfinite_loss = true;
     double norm = 0;
     if (!apply_gradients(options, stats, &norm)) return;
@@ -244,10 +294,11 @@ class Network {
   }
 
   // Outputs a = σ(z) of the last layer for X (n, n_in) into out (n, n_out), in chunks, with a
-  // workspace of its own so that several threads may predict at once.
+  // workspace borrowed from a pool so that several threads may predict at once.
   void predict(const ConstMatrixRef<T>& X, MatrixRef<T> out) {
     constexpr Index chunk = 256;
-    Workspace<T> ws;
+    auto lease = inference_workspaces_.borrow();
+    Workspace<T>& ws = *lease;
     const std::size_t L = n_layers() - 1;
     for (Index start = 0; start < X.rows(); start += chunk) {
       const Index B = std::min(chunk, X.rows() - start);
@@ -259,7 +310,8 @@ class Network {
   // Σ_k C_k and the classification hits over X, forward only, in chunks (thread-safe like predict).
   LossResult<T> evaluate(const ConstMatrixRef<T>& X, const Targets<T>& Y) {
     constexpr Index chunk = 256;
-    Workspace<T> ws;
+    auto lease = inference_workspaces_.borrow();
+    Workspace<T>& ws = *lease;
     LossResult<T> total;
     for (Index start = 0; start < X.rows(); start += chunk) {
       const Index B = std::min(chunk, X.rows() - start);
@@ -338,6 +390,7 @@ class Network {
   SplitMix64 rng_;
   std::unique_ptr<Optimizer<T>> optimizer_;
   Workspace<T> train_ws_;
+  WorkspacePool<T> inference_workspaces_;
 };
 
 extern template class Network<float>;

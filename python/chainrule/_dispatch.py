@@ -5,6 +5,10 @@ always present), ``_core_v3`` (x86-64-v3: AVX2, FMA, BMI2...) and, if built, ``_
 (x86-64-v4: AVX-512). The CPU's features come from numpy (which also checks that the operating
 system saves the wide registers) or, failing that, /proc/cpuinfo.
 
+AVX-512 is not always the faster choice: Zen 4 (AMD family 19h) executes 512-bit FMAs as two
+256-bit halves, and there Eigen's AVX-512 GEMM measured slower than its AVX2 one, so on that family
+v4 is skipped unless asked for. On Intel cores with two 512-bit FMA units v4 is about twice as fast.
+
 ``CHAINRULE_ISA=baseline|v2|v3|v4`` forces a level (for tests and comparisons); asking for one
 that is not built or that the CPU lacks falls back to the best available one below it.
 """
@@ -47,6 +51,31 @@ def _cpu_features():
     return set()
 
 
+def _cpu_vendor_family():
+    """(vendor_id, cpu family) from /proc/cpuinfo, or ("", -1) where it cannot be read."""
+    vendor, family = "", -1
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "vendor_id":
+                    vendor = value.strip()
+                elif key == "cpu family":
+                    family = int(value)
+                if vendor and family >= 0:
+                    break
+    except (OSError, ValueError):
+        pass
+    return vendor, family
+
+
+def prefers_avx2_over_avx512(vendor_family=None):
+    """True on CPUs whose AVX-512 GEMM is slower than their AVX2 one (Zen 4: AMD family 0x19)."""
+    vendor, family = vendor_family if vendor_family is not None else _cpu_vendor_family()
+    return vendor == "AuthenticAMD" and family == 0x19
+
+
 def supported_levels():
     """x86-64 levels this CPU runs, best first (empty off x86-64)."""
     if platform.machine().lower() not in ("x86_64", "amd64"):
@@ -66,6 +95,8 @@ def load_core():
     if forced and forced not in ("baseline", *_LEVELS):
         raise ImportError(f"CHAINRULE_ISA={forced!r}: expected baseline, v2, v3 or v4")
     candidates = supported_levels()
+    if not forced and prefers_avx2_over_avx512():
+        candidates = [lv for lv in candidates if lv != "v4"]
     if forced:
         candidates = [] if forced == "baseline" else \
             [lv for lv in candidates if _LEVELS.index(lv) >= _LEVELS.index(forced)]

@@ -27,8 +27,22 @@ def _place(where):
     return f"row {where[0]}, column {where[1]}" if len(where) == 2 else f"index {where[0]}"
 
 
+def _all_finite(a):
+    """Whether every element of the float array a is finite, without a temporary of a's size.
+
+    NaN propagates through max and min, and an infinity makes max - min infinite, so a finite
+    max - min proves every element finite; only when it is not (which finite extremes of opposite
+    sign can also cause, by overflowing) is the exact element-wise test run."""
+    if a.size == 0:
+        return True
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(a.max() - a.min()):
+            return True
+    return bool(np.isfinite(a).all())
+
+
 def check_finite(a, name):
-    if not np.isfinite(a).all():
+    if not _all_finite(a):
         where = _place(_first_nonfinite(a))
         raise ValueError(f"{name} contains NaN or infinity (first at {where})")
 
@@ -44,11 +58,14 @@ def _as_array(a, name):
 def _convert(a, dtype, name):
     """a as a C-contiguous array of dtype, refusing non-finite values and values that overflow
     dtype (a float64 1e300 is finite but becomes inf in float32)."""
-    if a.dtype.kind == "f" or a.dtype.kind == "c":
+    if a.dtype.kind == "f":
         check_finite(a, name)
     with np.errstate(over="ignore", invalid="ignore"):
         converted = np.ascontiguousarray(a, dtype=dtype)
-    if not np.isfinite(converted).all():
+    # Only a narrowing float conversion (float64 to float32) can overflow: integers up to 2**64
+    # and floats widened or kept as they are stay finite.
+    narrowing = a.dtype.kind == "f" and a.dtype.itemsize > np.dtype(dtype).itemsize
+    if narrowing and not _all_finite(converted):
         where = _first_nonfinite(converted)
         raise ValueError(f"{name} holds {a[where].item()!r} at {_place(where)}, which overflows "
                          f"{np.dtype(dtype).name}")
