@@ -57,7 +57,8 @@ def median_time(fn, repeats):
 
 # ----- GEMM peak -------------------------------------------------------------------------------
 def gemm_peak(repeats):
-    """Best single-thread float32 GEMM GFLOP/s over numpy (its BLAS) and torch, n = 1024."""
+    """Best single-thread float32 GEMM GFLOP/s, n = 1024, over numpy (its BLAS), torch and
+    chainrule's own core (the Eigen kernels its training runs)."""
     from threadpoolctl import threadpool_limits
 
     n = 1024
@@ -70,6 +71,14 @@ def gemm_peak(repeats):
         np.matmul(a, b, out=c)
         best = min(median_time(lambda: np.matmul(a, b, out=c), 1)[0] for _ in range(repeats * 2))
         results["numpy"] = 2 * n**3 / best / 1e9
+    import chainrule as cr
+
+    before = cr.get_num_threads()
+    cr.set_num_threads(1)
+    cr._core.matmul(a, b, c)
+    best = min(median_time(lambda: cr._core.matmul(a, b, c), 1)[0] for _ in range(repeats * 2))
+    results["chainrule"] = 2 * n**3 / best / 1e9
+    cr.set_num_threads(before)
     try:
         import torch
 
@@ -83,6 +92,46 @@ def gemm_peak(repeats):
     except ImportError:
         pass
     return max(results.values()), results
+
+
+def two_core_gemm_scaling(repeats, n=512, calls=20):
+    """How much two threads can gain on this machine at all: the combined GFLOP/s of two
+    independent single-threaded GEMMs running at once (two Python threads; the core releases the
+    GIL), over one alone. Two vCPUs that share one physical core's vector units give about 1x."""
+    import threading
+
+    import chainrule as cr
+
+    before = cr.get_num_threads()
+    cr.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    pairs = [(rng.standard_normal((n, n), dtype=np.float32),
+              rng.standard_normal((n, n), dtype=np.float32),
+              np.empty((n, n), np.float32)) for _ in range(2)]
+
+    def work(i):
+        a, b, c = pairs[i]
+        for _ in range(calls):
+            cr._core.matmul(a, b, c)
+
+    def one():
+        work(0)
+
+    def two():
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    one()
+    ratios = []
+    for _ in range(repeats):
+        t1 = median_time(one, 1)[0]
+        t2 = median_time(two, 1)[0]
+        ratios.append(2 * t1 / t2)
+    cr.set_num_threads(before)
+    return statistics.median(ratios)
 
 
 # ----- the three trainers ----------------------------------------------------------------------
@@ -147,11 +196,21 @@ def sklearn_trainer(sizes, dtype, batch, threads):
 TRAINERS = {"chainrule": chainrule_trainer, "torch": torch_trainer, "sklearn": sklearn_trainer}
 
 
-def measure_training(lib, sizes, dtype, batch, threads, X, y, repeats):
-    run = TRAINERS[lib](sizes, dtype, batch, threads)
-    run(X[: max(batch * 4, 512)], y[: max(batch * 4, 512)])  # warm-up (allocations, caches)
-    med, _ = median_time(lambda: run(X, y), repeats)
-    return X.shape[0] / med
+def measure_training(libs, sizes, dtype, batch, threads, X, y, repeats):
+    """{lib: samples/s}, the median of `repeats` epochs each. The libraries take turns, one
+    epoch each per round, so that a slow spell of a noisy machine hits all of them alike."""
+    runs = {lib: TRAINERS[lib](sizes, dtype, batch, threads) for lib in libs}
+    warm = max(batch * 4, 512)
+    for run in runs.values():
+        run(X[:warm], y[:warm])  # warm-up (allocations, caches)
+    times = {lib: [] for lib in runs}
+    for _ in range(repeats):
+        for lib, run in runs.items():
+            time.sleep(0.05)  # let the previous library's idle threads stop spinning
+            t = time.perf_counter()
+            run(X, y)
+            times[lib].append(time.perf_counter() - t)
+    return {lib: X.shape[0] / statistics.median(t) for lib, t in times.items()}
 
 
 # ----- inference -------------------------------------------------------------------------------
@@ -206,7 +265,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--samples", type=int, default=30000,
                    help="samples trained per measurement (rows of the 60000x784 data)")
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--quick", action="store_true", help="10000 samples, 3 repeats")
     p.add_argument("--only", default="train,threads,small,inference,sklearn64",
                    help="comma-separated sections")
@@ -250,12 +309,9 @@ def main():
     def training_rows(points, dtype="float32", Xd=X, yd=y):
         rows = []
         for sizes, batch, threads, point_libs in points:
-            res = {}
-            for lib in point_libs:
-                if lib in libs:
-                    res[lib] = measure_training(lib, sizes, dtype, batch, threads,
-                                                Xd[:, : sizes[0]].copy() if sizes[0] != 784
-                                                else Xd, yd, args.repeats)
+            Xp = Xd[:, : sizes[0]].copy() if sizes[0] != 784 else Xd
+            res = measure_training([lib for lib in point_libs if lib in libs], sizes, dtype,
+                                   batch, threads, Xp, yd, args.repeats)
             for lib, sps in res.items():
                 ex = executed_flops(sizes, 1) * sps / 1e9
                 nom = nominal_flops(sizes, 1) * sps / 1e9
@@ -279,6 +335,10 @@ def main():
         X64, y64 = X.astype(np.float64), y
         rows += training_rows([(SIZES_MNIST, b, 1, ["chainrule", "sklearn"])
                                for b in (32, 128, 1024)], "float64", X64, y64)
+    if "threads" in sections and (os.cpu_count() or 1) >= 2:
+        ceiling = two_core_gemm_scaling(args.repeats)
+        print("two independent single-threaded float32 GEMMs (512^3) at once run "
+              f"{ceiling:.2f}x as fast as one: the most 2 threads can gain here\n")
     if rows:
         print("Training, SGD momentum 0.9, cross-entropy (median of repeats):\n")
         print_table(header, rows)

@@ -6,7 +6,9 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <cmath>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "chainrule/loss.hpp"
@@ -47,6 +49,17 @@ Eigen::Map<const Matrix<T>, 0, Eigen::OuterStride<>> matrix_view(const py::array
   const Index row_stride = a.shape(0) > 1 ? a.strides(0) / item : a.shape(1);
   return {static_cast<const T*>(a.data()), a.shape(0), a.shape(1),
           Eigen::OuterStride<>(row_stride)};
+}
+
+// (row, column) of the first NaN or infinity in x, or (-1, -1) if every value is finite.
+template <class Xpr>
+std::pair<Index, Index> first_nonfinite(const Xpr& x) {
+  for (Index r = 0; r < x.rows(); ++r) {
+    if (x.row(r).allFinite()) continue;
+    for (Index c = 0; c < x.cols(); ++c)
+      if (!std::isfinite(x(r, c))) return {r, c};
+  }
+  return {-1, -1};
 }
 
 // Targets: int32 labels of shape (n,) in [0, n_out), or a (n, n_out) array of T.

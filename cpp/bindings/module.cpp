@@ -1,6 +1,7 @@
 // The compiled core of chainrule. Each concept registers itself from its own file.
 #include <pybind11/pybind11.h>
 
+#include "gemm_binding.hpp"
 #include "network_binding.hpp"
 #include "runtime_binding.hpp"
 
@@ -18,5 +19,7 @@ PYBIND11_MODULE(CHAINRULE_MODULE_NAME, m) {
   m.attr("ISA") = CHAINRULE_ISA_NAME;
   chainrule::bindings::register_network<float>(m, "Network32");
   chainrule::bindings::register_network<double>(m, "Network64");
+  chainrule::bindings::register_gemm<float>(m);
+  chainrule::bindings::register_gemm<double>(m);
   chainrule::bindings::register_runtime(m);
 }

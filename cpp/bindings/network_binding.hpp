@@ -290,17 +290,25 @@ void register_network(py::module_& m, const char* name) {
           py::arg("X"), py::arg("y"), "(Σ_k C_k, n_correct) over X, forward only")
       .def(
           "predict",
-          [](Net& n, const py::array& X) {
+          [](Net& n, const py::array& X, bool check_finite) {
             auto x = matrix_view<T>(X, "X", n.n_inputs());
             py::array_t<T> out({x.rows(), n.n_outputs()});
             MatrixMap<T> out_map(out.mutable_data(), x.rows(), n.n_outputs());
+            std::pair<Index, Index> bad{-1, -1};
             {
               py::gil_scoped_release release;
-              n.predict(x, out_map);
+              if (check_finite) bad = first_nonfinite(x);
+              if (bad.first < 0) n.predict(x, out_map);
             }
+            if (bad.first >= 0)
+              throw py::value_error("X contains NaN or infinity (first at row " +
+                                    std::to_string(bad.first) + ", column " +
+                                    std::to_string(bad.second) + ")");
             return out;
           },
-          py::arg("X"), "the output layer's activations a for each row of X");
+          py::arg("X"), py::arg("check_finite") = false,
+          "the output layer's activations a for each row of X; with check_finite, a NaN or "
+          "infinity in X raises ValueError naming its row and column");
 }
 
 }  // namespace chainrule::bindings

@@ -11,7 +11,7 @@ import numpy as np
 
 from . import _core, optimizers
 from ._validation import (as_dtype, as_features, as_targets, check_network_size, finite_float,
-                          positive_float, positive_int, seed_value)
+                          is_ready_features, positive_float, positive_int, seed_value)
 from .history import History
 from .layers import Dense, Dropout
 from .progress import ProgressBar
@@ -29,44 +29,71 @@ _STATE_NAMES = {"sgd": ("momentum_buffer", None, None), "adam": ("exp_avg", "exp
 class _ParamLock:
     """Many readers (predict, evaluate, save) or one writer (a training chunk, set_weights) of
     the parameters at a time; waiting writers go first, so a stream of predictions cannot starve
-    training. fit holds the write side only while the core trains one chunk (about 50 ms)."""
+    training. fit holds the write side only while the core trains one chunk (about 50 ms).
+
+    ``with lock.read():`` and ``with lock.write():`` take it. The sides are plain objects rather
+    than generator context managers: a single-sample prediction takes the read side, and there
+    the generator machinery cost more than the rest of the lock."""
 
     def __init__(self):
-        self._cond = threading.Condition(threading.Lock())
+        self._mutex = threading.Lock()
+        self._cond = threading.Condition(self._mutex)
         self._readers = 0
         self._writing = False
         self._writers_waiting = 0
+        self._read_side = _ReadSide(self)
+        self._write_side = _WriteSide(self)
 
-    @contextlib.contextmanager
     def read(self):
-        with self._cond:
-            while self._writing or self._writers_waiting:
-                self._cond.wait()
-            self._readers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                if not self._readers:
-                    self._cond.notify_all()
+        return self._read_side
 
-    @contextlib.contextmanager
     def write(self):
-        with self._cond:
-            self._writers_waiting += 1
+        return self._write_side
+
+
+class _ReadSide:
+    __slots__ = ("_lock",)
+
+    def __init__(self, lock):
+        self._lock = lock
+
+    def __enter__(self):
+        lock = self._lock
+        with lock._mutex:
+            while lock._writing or lock._writers_waiting:
+                lock._cond.wait()
+            lock._readers += 1
+
+    def __exit__(self, *exc):
+        lock = self._lock
+        with lock._mutex:
+            lock._readers -= 1
+            if not lock._readers:
+                lock._cond.notify_all()
+
+
+class _WriteSide:
+    __slots__ = ("_lock",)
+
+    def __init__(self, lock):
+        self._lock = lock
+
+    def __enter__(self):
+        lock = self._lock
+        with lock._mutex:
+            lock._writers_waiting += 1
             try:
-                while self._writing or self._readers:
-                    self._cond.wait()
+                while lock._writing or lock._readers:
+                    lock._cond.wait()
             finally:
-                self._writers_waiting -= 1
-            self._writing = True
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._writing = False
-                self._cond.notify_all()
+                lock._writers_waiting -= 1
+            lock._writing = True
+
+    def __exit__(self, *exc):
+        lock = self._lock
+        with lock._mutex:
+            lock._writing = False
+            lock._cond.notify_all()
 
 
 @contextlib.contextmanager
@@ -478,6 +505,10 @@ class Sequential:
 
     def forward(self, X):
         """The output layer's activations a, shape (n, n_out)."""
+        if is_ready_features(X, self.layers[0].n_in, self.dtype):
+            # Already what the core takes: it checks finiteness itself, in the same call.
+            with self._params_lock.read():
+                return self._net.predict(X, True)
         X = self._features(X)
         with self._params_lock.read():
             return self._net.predict(X)

@@ -87,3 +87,46 @@ def test_levels_agree_numerically():
                              check=True).stdout
         outs.append(np.frombuffer(raw[-50 * 10 * 4:], dtype=np.float32))
     np.testing.assert_allclose(outs[0], outs[1], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1, 784, 256), (33, 17, 5), (300, 200, 500), (1024, 784, 256)])
+def test_core_matmul_matches_numpy(dtype, shape):
+    m, k, n = shape
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((m, k)).astype(dtype)
+    b = rng.standard_normal((k, n)).astype(dtype)
+    out = np.full((m, n), np.nan, dtype)
+    cr._core.matmul(a, b, out)
+    tol = 1e-4 if dtype == np.float32 else 1e-11
+    np.testing.assert_allclose(out, a.astype(np.float64) @ b.astype(np.float64),
+                               rtol=tol, atol=tol * np.sqrt(k))
+
+
+def test_core_matmul_refuses_bad_output():
+    a = np.ones((4, 3), np.float32)
+    b = np.ones((3, 2), np.float32)
+    with pytest.raises(TypeError):  # out is written in place: never converted
+        cr._core.matmul(a, b, np.empty((4, 2), np.float64))
+    with pytest.raises(TypeError):
+        cr._core.matmul(a, b, np.empty((4, 2), np.float32, order="F"))
+    with pytest.raises(ValueError, match="shape"):
+        cr._core.matmul(a, b, np.empty((4, 3), np.float32))
+    square = np.ones((3, 3), np.float32)
+    with pytest.raises(ValueError, match="share memory"):
+        cr._core.matmul(square, square, square)
+
+
+def test_zen4_keeps_avx2_and_other_cpus_take_avx512():
+    assert _dispatch.prefers_avx2_over_avx512(("AuthenticAMD", 0x19))      # Zen 4
+    assert not _dispatch.prefers_avx2_over_avx512(("AuthenticAMD", 0x1A))  # Zen 5
+    assert not _dispatch.prefers_avx2_over_avx512(("GenuineIntel", 6))
+
+
+def test_avx512_cpus_get_the_v4_module_when_it_is_built():
+    import importlib.util
+    if "v4" not in _dispatch.supported_levels() or _dispatch.prefers_avx2_over_avx512():
+        pytest.skip("this CPU has no AVX-512, or is one where the v3 module is preferred")
+    if importlib.util.find_spec("chainrule._core_v4") is None:
+        pytest.skip("built without the v4 module (CHAINRULE_ISA_LEVELS)")
+    assert _isa_in_subprocess(None) == "x86-64-v4"

@@ -225,15 +225,19 @@ def _download(spec: _Spec, fname: str, urls: tuple, directory: Path) -> bytes:
 
 
 def _to_arrays(spec: _Spec, buffers: dict, dtype, flatten: bool):
+    """The float arrays from the raw IDX bytes. Each file's bytes are dropped from `buffers` as
+    soon as they are converted, so that at most one split's raw bytes live beside the floats
+    (this keeps the peak memory of a load near the size of the result)."""
     out = []
     for img_name, lab_name, n in ((TRAIN_IMAGES, TRAIN_LABELS, N_TRAIN), (TEST_IMAGES, TEST_LABELS, N_TEST)):
-        images = _parse_idx(buffers[img_name], img_name, copy=False)
-        labels = _parse_idx(buffers[lab_name], lab_name, copy=False)
+        images = _parse_idx(buffers.pop(img_name), img_name, copy=False)
+        labels = _parse_idx(buffers.pop(lab_name), lab_name, copy=False)
         if images.shape != (n, *IMAGE_SHAPE) or images.dtype != np.uint8:
             raise ValueError(f"{spec.title} {img_name}: unexpected {images.dtype} array {images.shape}")
         if labels.shape != (n,) or labels.dtype != np.uint8:
             raise ValueError(f"{spec.title} {lab_name}: unexpected {labels.dtype} array {labels.shape}")
         X = np.divide(images, 255, dtype=dtype)
+        del images  # the last reference to this file's bytes
         if flatten:
             X = X.reshape(n, -1)
         out.append((X, labels.astype(np.int64)))
