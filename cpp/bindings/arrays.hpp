@@ -54,8 +54,10 @@ Eigen::Map<const Matrix<T>, 0, Eigen::OuterStride<>> matrix_view(const py::array
 // (row, column) of the first NaN or infinity in x, or (-1, -1) if every value is finite.
 template <class Xpr>
 std::pair<Index, Index> first_nonfinite(const Xpr& x) {
+  using T = typename Xpr::Scalar;
   for (Index r = 0; r < x.rows(); ++r) {
-    if (x.row(r).allFinite()) continue;
+    // v·0 is 0 for finite v and NaN for NaN or ±inf; the sum vectorises, unlike allFinite().
+    if ((x.row(r).array() * T(0)).sum() == T(0)) continue;
     for (Index c = 0; c < x.cols(); ++c)
       if (!std::isfinite(x(r, c))) return {r, c};
   }
