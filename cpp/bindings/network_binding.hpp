@@ -219,24 +219,36 @@ void register_network(py::module_& m, const char* name) {
               throw py::value_error("batch range must be non-negative");
             // lr: one value for every batch, or a sequence of one value per batch (schedules
             // that change the learning rate at each step).
-            std::vector<double> lrs;
+            // Both arrive as numpy arrays (converted here at most once, never element by
+            // element through Python objects) and are read in place.
+            using LrArray = py::array_t<double, py::array::c_style | py::array::forcecast>;
+            using OrderArray =
+                py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>;
+            LrArray lr_values;
             if (py::isinstance<py::float_>(lr_arg) || py::isinstance<py::int_>(lr_arg)) {
-              lrs.assign(1, py::cast<double>(lr_arg));
+              lr_values = LrArray(1);
+              lr_values.mutable_at(0) = py::cast<double>(lr_arg);
             } else {
-              lrs = py::cast<std::vector<double>>(lr_arg);
-              if (Index(lrs.size()) != n_batches)
+              lr_values = LrArray::ensure(lr_arg);
+              if (!lr_values || lr_values.ndim() != 1 || Index(lr_values.size()) != n_batches)
                 throw py::value_error("lr must be a number or hold one value per batch");
             }
-            for (double lr : lrs)
-              if (!(lr > 0) || !std::isfinite(lr))
+            const double* lrs = lr_values.data();
+            const Index n_lrs = lr_values.size();
+            for (Index k = 0; k < n_lrs; ++k)
+              if (!(lrs[k] > 0) || !std::isfinite(lrs[k]))
                 throw py::value_error("the learning rate must be positive and finite");
-            std::vector<std::int64_t> idx;
+            OrderArray order_values;
+            const std::int64_t* idx = nullptr;
             if (!order.is_none()) {
-              idx = py::cast<std::vector<std::int64_t>>(order);
-              if (Index(idx.size()) != x.rows())
+              order_values = OrderArray::ensure(order);
+              if (!order_values || order_values.ndim() != 1 ||
+                  Index(order_values.size()) != x.rows())
                 throw py::value_error("order must hold one index per sample");
-              for (auto i : idx)
-                if (i < 0 || i >= x.rows()) throw py::value_error("order index out of range");
+              idx = order_values.data();
+              for (Index k = 0; k < x.rows(); ++k)
+                if (idx[k] < 0 || idx[k] >= x.rows())
+                  throw py::value_error("order index out of range");
             }
             // Keep k·batch_size far from Index overflow: no batch is larger than X, and batches
             // past the end of X are empty anyway.
@@ -247,7 +259,7 @@ void register_network(py::module_& m, const char* name) {
             TrainStats stats;
             {
               py::gil_scoped_release release;
-              if (lrs.size() == 1) {
+              if (n_lrs == 1) {
                 stats = n.train_batches(x, targets, idx, batch_size, first_batch, n_batches,
                                         options);
               } else {

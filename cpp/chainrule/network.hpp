@@ -258,10 +258,18 @@ class Network {
   }
 
   // Trains on batches [first_batch, first_batch + n_batches) of an epoch whose sample order is
-  // `order` (empty: 0..n−1). Rows are gathered into the workspace, so X is never copied whole.
+  // order[0..n) (nullptr: 0..n−1). Rows are gathered into the workspace, so X is never copied
+  // whole.
   TrainStats train_batches(const ConstMatrixRef<T>& X, const Targets<T>& Y,
                            const std::vector<std::int64_t>& order, Index batch_size,
                            Index first_batch, Index n_batches, const StepOptions& options) {
+    return train_batches(X, Y, order.empty() ? nullptr : order.data(), batch_size, first_batch,
+                         n_batches, options);
+  }
+
+  TrainStats train_batches(const ConstMatrixRef<T>& X, const Targets<T>& Y,
+                           const std::int64_t* order, Index batch_size, Index first_batch,
+                           Index n_batches, const StepOptions& options) {
     TrainStats stats;
     const Index n = X.rows();
     reserve(train_ws_, std::min(batch_size, n));
@@ -271,7 +279,7 @@ class Network {
       if (start >= n) break;
       const Index B = std::min(batch_size, n - start);
       Targets<T> batch_y;
-      if (order.empty()) {
+      if (order == nullptr) {
         batch_y = Y;
         if (Y.labels) batch_y.labels = Y.labels + start;
         if (Y.values) batch_y.values = Y.values + start * Y.stride;
