@@ -240,11 +240,14 @@ def measure_inference(sizes, batch, threads, repeats, calls):
             for _ in range(calls):
                 net(tx)
 
-    out = {}
-    for name, fn in (("chainrule", cr_calls), ("torch", torch_calls)):
-        fn()
-        out[name] = median_time(fn, repeats)[0] / calls
-    return out
+    fns = {"chainrule": cr_calls, "torch": torch_calls}
+    for fn in fns.values():
+        fn()  # warm-up
+    times = {name: [] for name in fns}
+    for _ in range(repeats):  # taking turns, like the training points
+        for name, fn in fns.items():
+            times[name].append(median_time(fn, 1)[0])
+    return {name: statistics.median(t) / calls for name, t in times.items()}
 
 
 # ----- the table -------------------------------------------------------------------------------
