@@ -1,13 +1,14 @@
 """Import the fastest compiled core this CPU can run.
 
 The extension is built from the same sources once per x86-64 level: ``_core`` (baseline x86-64,
-always present), ``_core_v3`` (x86-64-v3: AVX2, FMA, BMI2...) and, if built, ``_core_v4``
+always present), ``_core_v3`` (x86-64-v3: AVX2, FMA, BMI2...) and ``_core_v4``
 (x86-64-v4: AVX-512). The CPU's features come from numpy (which also checks that the operating
 system saves the wide registers) or, failing that, /proc/cpuinfo.
 
 AVX-512 is not always the faster choice: Zen 4 (AMD family 19h) executes 512-bit FMAs as two
-256-bit halves, and there Eigen's AVX-512 GEMM measured slower than its AVX2 one, so on that family
-v4 is skipped unless asked for. On Intel cores with two 512-bit FMA units v4 is about twice as fast.
+256-bit halves, and there Eigen's AVX-512 GEMM was measured slower than its AVX2 one (about 86
+against 100 GFLOP/s), so on that family v4 is skipped unless asked for. On the Intel Xeon of
+docs/performance.md, v4 made Eigen's GEMM about twice as fast as v3.
 
 ``CHAINRULE_ISA=baseline|v2|v3|v4`` forces a level (for tests and comparisons); asking for one
 that is not built or that the CPU lacks falls back to the best available one below it.
