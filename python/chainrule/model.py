@@ -51,11 +51,15 @@ class _ParamLock:
         return self._write_side
 
 
-class _ReadSide:
+class _LockSide:
     __slots__ = ("_lock",)
 
     def __init__(self, lock):
         self._lock = lock
+
+
+class _ReadSide(_LockSide):
+    __slots__ = ()
 
     def __enter__(self):
         lock = self._lock
@@ -72,11 +76,8 @@ class _ReadSide:
                 lock._cond.notify_all()
 
 
-class _WriteSide:
-    __slots__ = ("_lock",)
-
-    def __init__(self, lock):
-        self._lock = lock
+class _WriteSide(_LockSide):
+    __slots__ = ()
 
     def __enter__(self):
         lock = self._lock
