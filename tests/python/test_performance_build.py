@@ -130,3 +130,22 @@ def test_avx512_cpus_get_the_v4_module_when_it_is_built():
     if importlib.util.find_spec("chainrule._core_v4") is None:
         pytest.skip("built without the v4 module (CHAINRULE_ISA_LEVELS)")
     assert _isa_in_subprocess(None) == "x86-64-v4"
+
+
+def test_inference_fast_path_agrees_with_the_converting_path():
+    """A C-contiguous array of the model's dtype goes straight to the core; others are
+    converted first. Both give the same outputs and the same error for a NaN."""
+    model = cr.Sequential([cr.Dense(20, 16), cr.Dense(16, 4)], seed=0)
+    X = np.random.default_rng(0).random((33, 20), dtype=np.float32)
+    fast = model.predict_proba(X)
+    for converted in (np.asfortranarray(X), X.astype(np.float64).astype(np.float32)[:, ::1],
+                      X.tolist()):
+        np.testing.assert_array_equal(model.predict_proba(converted), fast)
+    bad = X.copy()
+    bad[7, 3] = np.inf
+    messages = []
+    for variant in (bad, np.asfortranarray(bad)):  # fast path, then the converting path
+        with pytest.raises(ValueError, match="NaN or infinity") as info:
+            model.predict_proba(variant)
+        messages.append(str(info.value))
+    assert messages[0] == messages[1] and "row 7, column 3" in messages[0]
