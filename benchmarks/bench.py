@@ -2,9 +2,10 @@
 
 All three train the same dense nets (ReLU hidden layers, softmax + cross-entropy output,
 SGD with momentum 0.9, no weight decay) on the same random float data, in this one process.
-Every point is measured --repeats times and the median is reported. The script also measures
-the machine's single-thread float32 GEMM peak (numpy/OpenBLAS and torch, 1024^3, best of
-several runs), and reports every training throughput as GFLOP/s of EXECUTED work and as a
+Every point is measured --repeats times, the libraries taking turns, and the median is
+reported. The script also measures the machine's single-thread float32 GEMM peak (numpy/OpenBLAS,
+torch and chainrule's own core, 1024^3, best of several runs) and how much two threads can gain
+at all (two independent GEMMs at once against one), and reports every training throughput as GFLOP/s of EXECUTED work and as a
 percentage of that peak:
 
     executed flops per step = 2 * B * (3 * sum(n_i * n_{i+1}) - n_0 * n_1)
@@ -14,7 +15,7 @@ no input gradient). The nominal 6 * B * sum(n_i * n_{i+1}) figure is printed bes
 
 Run (from the repository root, after `pip install ".[bench]"`):
 
-    python benchmarks/bench.py                 # everything, ~5 minutes on 2 cores
+    python benchmarks/bench.py                 # everything, ~2 minutes on 2 cores
     python benchmarks/bench.py --quick         # fewer samples and repeats
     python benchmarks/bench.py --only train    # or: threads, small, inference, sklearn64
 
