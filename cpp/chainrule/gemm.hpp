@@ -11,6 +11,10 @@
 // buffers that belong to the calling thread and are kept from one product to the next. Eigen's
 // own `A * B` allocates them on every product, megabytes at a time for a large batch, which put
 // a malloc/free pair (and page faults when the heap is trimmed) into every training step.
+//
+// Where the module is compiled for AVX2 or AVX-512, products of at least one register tile run
+// on the core's own kernel instead (packed_gemm.hpp), which is faster than Eigen's there. Its
+// summation order depends on the depth only, so it threads freely and stays bit-identical.
 #pragma once
 
 #include <Eigen/Core>
@@ -18,6 +22,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "packed_gemm.hpp"
 #include "threads.hpp"
 #include "types.hpp"
 
@@ -47,6 +52,15 @@ class ReusedBlocking : public Eigen::internal::level3_blocking<T, T> {
  private:
   std::vector<T, Eigen::aligned_allocator<T>> packed_a_, packed_b_;
 };
+
+#ifdef CHAINRULE_PACKED_GEMM
+// The strided view of a row- or column-major operand with unit inner stride.
+template <class Xpr>
+packed::View<typename std::decay_t<Xpr>::Scalar> strided_view(const Xpr& x) {
+  if constexpr (std::decay_t<Xpr>::IsRowMajor) return {x.data(), x.outerStride(), 1};
+  else return {x.data(), 1, x.outerStride()};
+}
+#endif
 
 template <class Xpr>
 constexpr int storage_order() {
@@ -89,15 +103,16 @@ struct GemmSplit {
 
 inline Index round_up(Index x, Index to) { return (x + to - 1) / to * to; }
 
+// Below ~1M multiply-adds a product takes a few tens of µs: not worth a parallel region.
+constexpr double kMinParallelWork = 1 << 20;
+
 inline GemmSplit gemm_split(Index rows, Index cols, Index depth) {
   GemmSplit s;
-  // Below ~1M multiply-adds a product takes a few tens of µs: not worth a parallel region.
-  constexpr double kMinWork = 1 << 20;
   const bool by_rows = rows >= cols;
   const Index dim = by_rows ? rows : cols;
   s.by_rows = by_rows;
   s.size = dim;
-  if (double(rows) * double(cols) * double(depth) < kMinWork || dim < 64) return s;
+  if (double(rows) * double(cols) * double(depth) < kMinParallelWork || dim < 64) return s;
   // Few, large blocks: every block packs the whole other operand again, so small blocks cost
   // memory traffic. An even count of about 256-wide blocks (at least 2, at most 16) keeps two
   // or four threads evenly loaded; sizes are multiples of 8 to keep the micro-kernels' tiles.
@@ -113,6 +128,16 @@ template <class Dst, class Lhs, class Rhs, class T>
 void gemm(Dst&& dst, const Lhs& lhs, const Rhs& rhs, T alpha, bool accumulate) {
   const Index rows = dst.rows(), cols = dst.cols(), depth = lhs.cols();
   if (rows == 0 || cols == 0) return;
+#ifdef CHAINRULE_PACKED_GEMM
+  if (packed::fits_kernel<T>(rows, cols)) {
+    static_assert(std::decay_t<Dst>::IsRowMajor, "the core's results are row-major");
+    const bool small = double(rows) * double(cols) * double(depth) < kMinParallelWork;
+    packed::gemm<T>(rows, cols, depth, detail::strided_view(lhs), detail::strided_view(rhs),
+                    dst.data(), dst.outerStride(), alpha, accumulate,
+                    small ? 1 : get_num_threads());
+    return;
+  }
+#endif
   const GemmSplit s = gemm_split(rows, cols, depth);
   auto block = [&](Index i) {
     const Index start = i * s.size;

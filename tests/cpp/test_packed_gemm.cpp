@@ -1,0 +1,121 @@
+// The core's own GEMM kernel (packed_gemm.hpp), against a plain triple loop in long double.
+// Built only into the x86-64-v3 and -v4 test executables, where the kernel exists. Operands live
+// in std::vectors of exactly their size, so AddressSanitizer sees any read past an end.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "chainrule/packed_gemm.hpp"
+#include "chainrule/random.hpp"
+
+#ifndef CHAINRULE_PACKED_GEMM
+#error "test_packed_gemm.cpp is for the x86-64-v3 and -v4 builds"
+#endif
+
+namespace {
+
+using chainrule::packed::Index;
+using chainrule::packed::View;
+
+// A (rows × cols) operand stored row-major with `ld` ≥ cols, or column-major (its transpose
+// stored row-major) with `ld` ≥ rows, filled with values in [-1, 1).
+template <class T>
+struct Operand {
+  Index rows, cols, ld;
+  bool col_major;
+  std::vector<T> storage;
+
+  Operand(Index r, Index c, bool cm, Index pad, std::uint64_t seed)
+      : rows(r), cols(c), ld((cm ? r : c) + pad), col_major(cm) {
+    storage.resize(std::size_t((cm ? c : r) * ld));
+    chainrule::SplitMix64 rng(seed);
+    for (T& v : storage) v = T(2 * rng.uniform() - 1);
+  }
+  View<T> view() const {
+    return col_major ? View<T>{storage.data(), 1, ld} : View<T>{storage.data(), ld, 1};
+  }
+  long double operator()(Index i, Index j) const { return view()(i, j); }
+};
+
+struct Case {
+  Index m, n, k;
+  bool a_col_major, b_col_major;
+};
+
+// All four storage orders at each shape; shapes around the tile sizes, the in-place B limit,
+// the depth slices and the row blocks.
+template <class T>
+std::vector<Case> cases() {
+  using namespace chainrule::packed;
+  constexpr Index MR = Tile<T>::rows, NR = Tile<T>::cols;
+  const std::vector<Index> ms = {MR, MR + 1, kDirectBRows, kDirectBRows + 1, 2 * kRowBlock + 5};
+  const std::vector<Index> ns = {NR, NR + 3, kGroupPanels * NR + 1};
+  const std::vector<Index> ks = {1, 9, kDepthBlock + 1, 3 * kDepthBlock - 7};
+  std::vector<Case> out;
+  for (Index m : ms)
+    for (Index n : ns)
+      for (Index k : ks)
+        for (int order = 0; order < 4; ++order) out.push_back({m, n, k, bool(order & 1), bool(order & 2)});
+  return out;
+}
+
+template <class T>
+void check_against_triple_loop(T tolerance) {
+  for (const Case& c : cases<T>()) {
+    SCOPED_TRACE(::testing::Message() << "m " << c.m << " n " << c.n << " k " << c.k
+                                      << (c.a_col_major ? " Aᵀ" : " A")
+                                      << (c.b_col_major ? " Bᵀ" : " B"));
+    const Operand<T> a(c.m, c.k, c.a_col_major, 3, 1), b(c.k, c.n, c.b_col_major, 5, 2);
+    const Index ldc = c.n + 2;
+    const Operand<T> start(c.m, ldc, false, 0, 3);
+    for (const bool accumulate : {false, true}) {
+      const T alpha = accumulate ? T(0.5) : T(-1.25);
+      std::vector<T> dst = start.storage;
+      chainrule::packed::gemm<T>(c.m, c.n, c.k, a.view(), b.view(), dst.data(), ldc, alpha,
+                                 accumulate, 1);
+      double worst = 0;
+      for (Index i = 0; i < c.m; ++i)
+        for (Index j = 0; j < ldc; ++j) {
+          long double expected = start(i, j);  // the padding columns must stay untouched
+          if (j < c.n) {
+            long double sum = 0;
+            for (Index p = 0; p < c.k; ++p) sum += a(i, p) * b(p, j);
+            expected = alpha * sum + (accumulate ? expected : 0);
+          }
+          worst = std::max(worst, double(std::fabs(expected - dst[std::size_t(i * ldc + j)])));
+        }
+      // Each of the k terms is at most 1 in size: rounding grows at most like k·ε.
+      EXPECT_LE(worst, tolerance * double(c.k)) << "accumulate " << accumulate;
+    }
+  }
+}
+
+TEST(PackedGemm, FloatMatchesTripleLoop) { check_against_triple_loop<float>(4e-7f); }
+TEST(PackedGemm, DoubleMatchesTripleLoop) { check_against_triple_loop<double>(1e-15); }
+
+TEST(PackedGemm, ZeroDepthClearsOrKeeps) {
+  std::vector<float> dst(6 * 40, 3.0f);
+  const View<float> none{nullptr, 0, 1};
+  chainrule::packed::gemm<float>(6, 40, 0, none, none, dst.data(), 40, 2.0f, true, 1);
+  for (float v : dst) EXPECT_EQ(v, 3.0f);
+  chainrule::packed::gemm<float>(6, 40, 0, none, none, dst.data(), 40, 2.0f, false, 1);
+  for (float v : dst) EXPECT_EQ(v, 0.0f);
+}
+
+// The summation order of every element depends on k alone, so any split of the work among
+// threads gives the same bits.
+TEST(PackedGemm, BitIdenticalForAnyThreadCount) {
+  const Operand<float> a(700, 300, true, 0, 4), b(300, 260, true, 0, 5);
+  std::vector<std::vector<float>> results;
+  for (int threads : {1, 2, 3}) {
+    std::vector<float> dst(700 * 260, 1.0f);
+    chainrule::packed::gemm<float>(700, 260, 300, a.view(), b.view(), dst.data(), 260, 0.3f,
+                                   true, threads);
+    results.push_back(dst);
+  }
+  EXPECT_EQ(results[1], results[0]);
+  EXPECT_EQ(results[2], results[0]);
+}
+
+}  // namespace
