@@ -1,10 +1,12 @@
-// The core's own GEMM kernel for x86-64-v3 (AVX2, FMA) and x86-64-v4 (AVX-512).
+// The core's own GEMM kernel for x86-64-v4 (AVX-512).
 //
 // Eigen's micro-kernel keeps 12 accumulators; with AVX-512's 32 registers that leaves most of
 // the register file unused, and it ran 20-25 % behind MKL and OpenBLAS on our benchmark machine.
 // This one is the classic packed design: operands are copied into panels laid out in the order
-// the micro-kernel reads them, and the micro-kernel keeps an MR × NR tile of C in registers
-// (24 accumulators with AVX-512, 12 with AVX2) while it walks the depth.
+// the micro-kernel reads them (or read in place where that is cheaper), and the micro-kernel
+// keeps a 12 × 32 (float) tile of C in 24 registers while it walks the depth. With AVX2's 16
+// registers there is no such headroom: a 6 × 16 version of this kernel ran 5-10 % behind
+// Eigen's, so the x86-64-v3 build keeps Eigen.
 //
 //   C (m × n, row-major) = alpha·op(A)·op(B) + (accumulate ? C : 0)
 //
@@ -12,7 +14,7 @@
 // and never copied whole. The summation order of every element depends on the shapes only.
 #pragma once
 
-#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+#if defined(__AVX512F__)
 #define CHAINRULE_PACKED_GEMM 1
 
 #include <immintrin.h>
@@ -34,7 +36,6 @@ using Index = std::ptrdiff_t;
 template <class T>
 struct Simd;
 
-#if defined(__AVX512F__)
 template <>
 struct Simd<float> {
   using V = __m512;
@@ -61,34 +62,6 @@ struct Simd<double> {
 };
 // 12 rows × 2 registers = 24 accumulators, plus 2 for B and 1 broadcast, of 32 registers.
 constexpr int kTileRows = 12;
-#else
-template <>
-struct Simd<float> {
-  using V = __m256;
-  static constexpr int width = 8;
-  static V zero() { return _mm256_setzero_ps(); }
-  static V load(const float* p) { return _mm256_load_ps(p); }
-  static V loadu(const float* p) { return _mm256_loadu_ps(p); }
-  static void storeu(float* p, V v) { _mm256_storeu_ps(p, v); }
-  static V set1(float x) { return _mm256_set1_ps(x); }
-  static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
-  static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
-};
-template <>
-struct Simd<double> {
-  using V = __m256d;
-  static constexpr int width = 4;
-  static V zero() { return _mm256_setzero_pd(); }
-  static V load(const double* p) { return _mm256_load_pd(p); }
-  static V loadu(const double* p) { return _mm256_loadu_pd(p); }
-  static void storeu(double* p, V v) { _mm256_storeu_pd(p, v); }
-  static V set1(double x) { return _mm256_set1_pd(x); }
-  static V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
-  static V mul(V a, V b) { return _mm256_mul_pd(a, b); }
-};
-// 6 rows × 2 registers = 12 accumulators, plus 2 for B and 1 broadcast, of 16 registers.
-constexpr int kTileRows = 6;
-#endif
 
 // A strided, read-only view of a matrix: element (i, j) is at data[i·row_stride + j·col_stride].
 template <class T>

@@ -1,5 +1,5 @@
 // The core's own GEMM kernel (packed_gemm.hpp), against a plain triple loop in long double.
-// Built only into the x86-64-v3 and -v4 test executables, where the kernel exists. Operands live
+// Built only into the x86-64-v4 test executable, where the kernel exists. Operands live
 // in std::vectors of exactly their size, so AddressSanitizer sees any read past an end.
 #include <gtest/gtest.h>
 
@@ -10,7 +10,7 @@
 #include "chainrule/random.hpp"
 
 #ifndef CHAINRULE_PACKED_GEMM
-#error "test_packed_gemm.cpp is for the x86-64-v3 and -v4 builds"
+#error "test_packed_gemm.cpp is for the x86-64-v4 build"
 #endif
 
 namespace {
