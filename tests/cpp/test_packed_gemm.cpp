@@ -35,7 +35,9 @@ struct Operand {
   View<T> view() const {
     return col_major ? View<T>{storage.data(), 1, ld} : View<T>{storage.data(), ld, 1};
   }
-  long double operator()(Index i, Index j) const { return view()(i, j); }
+  long double operator()(Index i, Index j) const {
+    return storage[std::size_t(col_major ? j * ld + i : i * ld + j)];
+  }
 };
 
 struct Case {
@@ -69,6 +71,13 @@ void check_against_triple_loop(T tolerance) {
     const Operand<T> a(c.m, c.k, c.a_col_major, 3, 1), b(c.k, c.n, c.b_col_major, 5, 2);
     const Index ldc = c.n + 2;
     const Operand<T> start(c.m, ldc, false, 0, 3);
+    std::vector<long double> product(std::size_t(c.m * c.n), 0);
+    for (Index i = 0; i < c.m; ++i)
+      for (Index j = 0; j < c.n; ++j) {
+        long double sum = 0;
+        for (Index p = 0; p < c.k; ++p) sum += a(i, p) * b(p, j);
+        product[std::size_t(i * c.n + j)] = sum;
+      }
     for (const bool accumulate : {false, true}) {
       const T alpha = accumulate ? T(0.5) : T(-1.25);
       std::vector<T> dst = start.storage;
@@ -78,11 +87,8 @@ void check_against_triple_loop(T tolerance) {
       for (Index i = 0; i < c.m; ++i)
         for (Index j = 0; j < ldc; ++j) {
           long double expected = start(i, j);  // the padding columns must stay untouched
-          if (j < c.n) {
-            long double sum = 0;
-            for (Index p = 0; p < c.k; ++p) sum += a(i, p) * b(p, j);
-            expected = alpha * sum + (accumulate ? expected : 0);
-          }
+          if (j < c.n)
+            expected = alpha * product[std::size_t(i * c.n + j)] + (accumulate ? expected : 0);
           worst = std::max(worst, double(std::fabs(expected - dst[std::size_t(i * ldc + j)])));
         }
       // Each of the k terms is at most 1 in size: rounding grows at most like k·ε.
@@ -93,6 +99,30 @@ void check_against_triple_loop(T tolerance) {
 
 TEST(PackedGemm, FloatMatchesTripleLoop) { check_against_triple_loop<float>(4e-7f); }
 TEST(PackedGemm, DoubleMatchesTripleLoop) { check_against_triple_loop<double>(1e-15); }
+
+// So deep that the packed panels of all depth slices exceed kPackedBytes: they are packed and
+// used in several chunks.
+TEST(PackedGemm, DepthBeyondOnePackingChunk) {
+  const Index m = 96, n = 64, k = 30000;
+  const Operand<float> a(m, k, true, 0, 7), b(k, n, false, 0, 8);
+  const Index slice_elements = (m + n) * chainrule::packed::kDepthBlock;
+  ASSERT_GT(k / chainrule::packed::kDepthBlock * slice_elements * Index(sizeof(float)),
+            2 * chainrule::packed::kPackedBytes);
+  std::vector<float> dst(std::size_t(m * n), 0.5f);
+  chainrule::packed::gemm<float>(m, n, k, a.view(), b.view(), dst.data(), n, 1.0f, true, 2);
+  std::vector<double> expected(std::size_t(m * n), 0.5);
+  for (Index i = 0; i < m; ++i)
+    for (Index p = 0; p < k; ++p) {
+      const double a_ip = a.storage[std::size_t(p * a.ld + i)];  // A is column-major
+      const float* b_row = b.storage.data() + p * b.ld;
+      for (Index j = 0; j < n; ++j) expected[std::size_t(i * n + j)] += a_ip * b_row[j];
+    }
+  double worst = 0;
+  for (std::size_t e = 0; e < expected.size(); ++e)
+    worst = std::max(worst, std::fabs(expected[e] - dst[e]));
+  // Terms of size ≤ 1 summed in float: the error grows like √k·ε typically, k·ε at worst.
+  EXPECT_LE(worst, 1e-7 * k);
+}
 
 TEST(PackedGemm, ZeroDepthClearsOrKeeps) {
   std::vector<float> dst(6 * 40, 3.0f);
