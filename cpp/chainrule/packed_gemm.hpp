@@ -241,8 +241,7 @@ template <class T>
 struct Plan {
   static constexpr int MR = Tile<T>::rows, NR = Tile<T>::cols;
   Index m, n, k;
-  Index kc;                // depth slice: equal slices of at most kDepthBlock (the last shorter)
-  Index slices;
+  Index kc;                // depth slice: equal slices of at most kDepthBlock
   Index mc;                // rows per row block, a multiple of MR
   Index row_blocks, col_groups;
   Index a_panels, b_panels;
@@ -250,9 +249,8 @@ struct Plan {
   bool b_in_place;         // full B panels read in place (a row-major B and few rows)
 
   Plan(Index m_, Index n_, Index k_, const View<T>& a, const View<T>& b) : m(m_), n(n_), k(k_) {
-    slices = (k + kDepthBlock - 1) / kDepthBlock;
+    const Index slices = (k + kDepthBlock - 1) / kDepthBlock;
     kc = (k + slices - 1) / slices;
-    slices = (k + kc - 1) / kc;
     row_blocks = (m + kRowBlock - 1) / kRowBlock;
     mc = ((m + row_blocks - 1) / row_blocks + MR - 1) / MR * MR;
     row_blocks = (m + mc - 1) / mc;
@@ -263,9 +261,6 @@ struct Plan {
     b_in_place = b.col_stride == 1 && m <= kDirectBRows;
   }
   Index items() const { return row_blocks * col_groups; }
-  // Packed elements of one depth slice.
-  Index packed_a_size() const { return (a_panels - a_in_place) * MR * kc; }
-  Index packed_b_size() const { return b_panels * NR * kc; }
   bool b_panel_packed(Index q) const { return !b_in_place || (q + 1) * NR > n; }
 };
 
@@ -316,18 +311,9 @@ constexpr bool fits_kernel(Index m, Index n) {
   return m >= Tile<T>::rows && n >= Tile<T>::cols;
 }
 
-// Packed panels of at most this many bytes are kept at once: all the depth slices of the
-// products of a training step fit, so they are packed in one phase before any tile runs.
-constexpr Index kPackedBytes = Index(8) << 20;
-
 // C (m × n, row-major, leading dimension ldc) = alpha·A·B + (accumulate ? C : 0), A m × k,
 // B k × n, on up to `threads` threads. Every element is summed in the same order whatever the
 // thread count (the depth slices depend on k only), so results are bit-identical.
-//
-// The depth slices are processed in chunks (usually one): first all their panels are packed,
-// shared by the threads, then each work item runs all the chunk's slices on its block of C,
-// which stays in cache meanwhile. Two barriers per chunk: with OpenMP's passive waiting, a
-// barrier per slice cost more than the 2nd thread gained.
 template <class T>
 void gemm(Index m, Index n, Index k, const View<T>& a, const View<T>& b, T* c, Index ldc,
           T alpha, bool accumulate, int threads) {
@@ -339,42 +325,37 @@ void gemm(Index m, Index n, Index k, const View<T>& a, const View<T>& b, T* c, I
     return;
   }
   const Plan<T> p(m, n, k, a, b);
-  const Index a_size = p.packed_a_size(), b_size = p.packed_b_size();
-  const Index chunk = std::max<Index>(
-      1, std::min<Index>(p.slices, kPackedBytes / Index(sizeof(T)) / (a_size + b_size)));
   thread_local Packed<T> packed;
-  grow(packed.a, chunk * a_size);
-  grow(packed.b, chunk * b_size);
-  T* const packed_a = packed.a.data();
-  T* const packed_b = packed.b.data();
-  const Index tasks_per_slice = p.b_panels + p.a_panels;
+  grow(packed.a, (p.a_panels - p.a_in_place) * MR * p.kc);
+  grow(packed.b, p.b_panels * NR * p.kc);
+  const T* const packed_a = packed.a.data();
+  const T* const packed_b = packed.b.data();
+  T* const pack_a_to = packed.a.data();
+  T* const pack_b_to = packed.b.data();
   threads = int(std::max<Index>(1, std::min<Index>(threads, p.items())));
   (void)threads;
 #ifdef _OPENMP
 #pragma omp parallel num_threads(threads) if (threads > 1)
 #endif
-  for (Index s0 = 0; s0 < p.slices; s0 += chunk) {
-    const Index s_end = std::min(p.slices, s0 + chunk);
-    // Pack the chunk's panels, B's and A's. The loop ends with a barrier, so no thread reads a
-    // panel before it is complete; the one after the items keeps the next chunk from
-    // overwriting panels still in use.
+  for (Index k0 = 0; k0 < k; k0 += p.kc) {
+    const Index kc = std::min(p.kc, k - k0);
+    const bool acc = accumulate || k0 > 0;  // later slices add to the earlier ones
+    // Pack this slice's panels: B's, then A's. Each loop ends with a barrier, so no thread
+    // reads a panel before it is complete, nor overwrites one still in use.
 #ifdef _OPENMP
 #pragma omp for schedule(static)
 #endif
-    for (Index task = 0; task < (s_end - s0) * tasks_per_slice; ++task) {
-      const Index slot = task / tasks_per_slice, q = task % tasks_per_slice;
-      const Index k0 = (s0 + slot) * p.kc, kc = std::min(p.kc, k - k0);
+    for (Index q = 0; q < p.b_panels + p.a_panels; ++q) {
       if (q < p.b_panels) {
         if (p.b_panel_packed(q))
-          pack_b_panel(b, k0, kc, q * NR, std::min<Index>(NR, n - q * NR),
-                       packed_b + slot * b_size + q * NR * kc);
+          pack_b_panel(b, k0, kc, q * NR, std::min<Index>(NR, n - q * NR), pack_b_to + q * NR * kc);
       } else if (const Index qa = q - p.b_panels; qa >= p.a_in_place) {
         pack_a_panel(a, qa * MR, std::min<Index>(MR, m - qa * MR), k0, kc,
-                     packed_a + slot * a_size + (qa - p.a_in_place) * MR * kc);
+                     pack_a_to + (qa - p.a_in_place) * MR * kc);
       }
     }
-    // Work items: a row block times a group of B panels, through all the chunk's slices. Within
-    // one slice, each B panel stays in L1 while the micro-kernel walks down the row block.
+    // Work items: a row block times a group of B panels. Within one, each B panel stays in L1
+    // while the micro-kernel walks down the row block.
 #ifdef _OPENMP
 #pragma omp for schedule(dynamic, 1)
 #endif
@@ -382,14 +363,9 @@ void gemm(Index m, Index n, Index k, const View<T>& a, const View<T>& b, T* c, I
       const Index i0 = (item / p.col_groups) * p.mc, i_end = std::min(m, i0 + p.mc);
       const Index j0 = (item % p.col_groups) * kGroupPanels * NR;
       const Index j_end = std::min(n, j0 + kGroupPanels * NR);
-      for (Index slot = 0; slot < s_end - s0; ++slot) {
-        const Index k0 = (s0 + slot) * p.kc, kc = std::min(p.kc, k - k0);
-        const bool acc = accumulate || k0 > 0;  // later slices add to the earlier ones
-        for (Index j = j0; j < j_end; j += NR)
-          for (Index i = i0; i < i_end; i += MR)
-            run_tile(p, i, j, k0, kc, a, b, packed_a + slot * a_size, packed_b + slot * b_size,
-                     c, ldc, alpha, acc);
-      }
+      for (Index j = j0; j < j_end; j += NR)
+        for (Index i = i0; i < i_end; i += MR)
+          run_tile(p, i, j, k0, kc, a, b, packed_a, packed_b, c, ldc, alpha, acc);
     }
   }
 }
