@@ -129,7 +129,7 @@ void gemm(Dst&& dst, const Lhs& lhs, const Rhs& rhs, T alpha, bool accumulate) {
   const Index rows = dst.rows(), cols = dst.cols(), depth = lhs.cols();
   if (rows == 0 || cols == 0) return;
 #ifdef CHAINRULE_PACKED_GEMM
-  if (packed::fits_kernel<T>(rows, cols)) {
+  if (packed::fits_kernel<T>(rows, cols, depth)) {
     static_assert(std::decay_t<Dst>::IsRowMajor, "the core's results are row-major");
     const bool small = double(rows) * double(cols) * double(depth) < kMinParallelWork;
     packed::gemm<T>(rows, cols, depth, detail::strided_view(lhs), detail::strided_view(rhs),

@@ -304,11 +304,12 @@ void run_tile(const Plan<T>& p, Index i, Index j, Index k0, Index kc, const View
     }
 }
 
-// Whether a product is worth the kernel: narrower results (the 10 outputs of a classifier) would
-// mostly compute padding, and Eigen's kernels do them better.
+// Whether a product is worth the kernel. Narrower results (the 10 outputs of a classifier) would
+// mostly compute padding, and below about 256 K multiply-adds (the 32 × 64 · 64 × 32 products of
+// a small net) the packing and set-up cost more than the kernel saves: Eigen does both better.
 template <class T>
-constexpr bool fits_kernel(Index m, Index n) {
-  return m >= Tile<T>::rows && n >= Tile<T>::cols;
+constexpr bool fits_kernel(Index m, Index n, Index k) {
+  return m >= Tile<T>::rows && n >= Tile<T>::cols && double(m) * double(n) * double(k) >= 1 << 18;
 }
 
 // C (m × n, row-major, leading dimension ldc) = alpha·A·B + (accumulate ? C : 0), A m × k,
