@@ -12,8 +12,8 @@
 // own `A * B` allocates them on every product, megabytes at a time for a large batch, which put
 // a malloc/free pair (and page faults when the heap is trimmed) into every training step.
 //
-// Where the module is compiled for AVX-512, products of at least one register tile run on the
-// core's own kernel instead (packed_gemm.hpp), which is faster than Eigen's there. Its
+// Where the module is compiled for AVX-512, all but narrow or tiny products run on the core's
+// own kernel instead (packed_gemm.hpp), which is faster than Eigen's there. Its
 // summation order depends on the depth only, so it threads freely and stays bit-identical.
 #pragma once
 
