@@ -23,6 +23,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include <Eigen/Core>
@@ -97,9 +98,9 @@ void pack_a_panel(const View<T>& a, Index i0, Index rows, Index k0, Index kc, T*
   constexpr int MR = Tile<T>::rows;
   if (a.row_stride == 1 && rows == MR) {
     // Column-major A (a transposed row-major matrix, as a_prevᵀ): MR contiguous values per depth.
+    // (A fixed-size memcpy: GCC compiles the equivalent loop to 12 scalar moves per depth.)
     const T* src = a.data + k0 * a.col_stride + i0;
-    for (Index k = 0; k < kc; ++k)
-      for (int r = 0; r < MR; ++r) out[k * MR + r] = src[k * a.col_stride + r];
+    for (Index k = 0; k < kc; ++k) std::memcpy(out + k * MR, src + k * a.col_stride, sizeof(T) * MR);
     return;
   }
   for (Index r = 0; r < rows; ++r)
