@@ -301,32 +301,35 @@ class Network {
     return stats;
   }
 
+  // Inference runs in chunks of this many rows: large enough that packing W for each chunk
+  // costs little (256 was 3-4 % slower at batch 1024), small enough that a chunk's
+  // activations stay in L2.
+  static constexpr Index kInferenceChunk = 512;
+
   // Outputs a = σ(z) of the last layer for X (n, n_in) into out (n, n_out), in chunks, with a
   // workspace borrowed from a pool so that several threads may predict at once.
   void predict(const ConstMatrixRef<T>& X, MatrixRef<T> out) {
-    constexpr Index chunk = 256;
     auto lease = inference_workspaces_.borrow();
     Workspace<T>& ws = *lease;
     const std::size_t L = n_layers() - 1;
-    for (Index start = 0; start < X.rows(); start += chunk) {
-      const Index B = std::min(chunk, X.rows() - start);
-      forward(X.middleRows(start, B), ws, false);
+    for (Index start = 0; start < X.rows(); start += kInferenceChunk) {
+      const Index B = std::min(kInferenceChunk, X.rows() - start);
+      forward_inference(X.middleRows(start, B), ws, /*output_z=*/false);
       out.middleRows(start, B) = ws.a[L].topRows(B);
     }
   }
 
   // Σ_k C_k and the classification hits over X, forward only, in chunks (thread-safe like predict).
   LossResult<T> evaluate(const ConstMatrixRef<T>& X, const Targets<T>& Y) {
-    constexpr Index chunk = 256;
     auto lease = inference_workspaces_.borrow();
     Workspace<T>& ws = *lease;
     LossResult<T> total;
-    for (Index start = 0; start < X.rows(); start += chunk) {
-      const Index B = std::min(chunk, X.rows() - start);
+    for (Index start = 0; start < X.rows(); start += kInferenceChunk) {
+      const Index B = std::min(kInferenceChunk, X.rows() - start);
       Targets<T> y = Y;
       if (Y.labels) y.labels = Y.labels + start;
       if (Y.values) y.values = Y.values + start * Y.stride;
-      forward(X.middleRows(start, B), ws, false);
+      forward_inference(X.middleRows(start, B), ws, /*output_z=*/true);
       const LossResult<T> part = output_delta(y, ws, B);
       total.loss_sum += part.loss_sum;
       total.n_correct += part.n_correct;
@@ -366,6 +369,22 @@ class Network {
   }
 
  private:
+  // The forward pass of inference: no dropout, and each layer's a = σ(a_prev·W + b) computed in
+  // place in ws.a, since z is not needed again (one stream of writes less, 2-3 % at batch
+  // 1024). The output layer's z is kept only when the cost needs it (output_z).
+  void forward_inference(const ConstMatrixRef<T>& x, Workspace<T>& ws, bool output_z) {
+    const Index B = x.rows();
+    reserve(ws, B);
+    const std::size_t L = n_layers() - 1;
+    for (std::size_t l = 0; l <= L; ++l) {
+      ws.dropout_active[l] = false;
+      auto a = ws.a[l].topRows(B);
+      auto z = output_z && l == L ? ws.z[l].topRows(B) : a;
+      gemm(z, layer_input(x, ws, l, B), W(l), T(1), false);
+      bias_activation_forward<T>(activations_[l], leaky_slope_, b(l), z, a);
+    }
+  }
+
   // The input of layer l: x for the first layer, else the previous layer's (dropped-out) output.
   ConstMatrixRef<T> layer_input(const ConstMatrixRef<T>& x, Workspace<T>& ws, std::size_t l,
                                 Index B) const {

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "eigen_near.hpp"
@@ -13,6 +14,7 @@ namespace {
 using chainrule::Activation;
 using chainrule::Index;
 using chainrule::Loss;
+using chainrule::LossResult;
 using chainrule::Matrix;
 using chainrule::StepOptions;
 using chainrule::Targets;
@@ -269,15 +271,43 @@ TEST(NetworkWorkspace, SmallerBatchAfterALargerOneReusesTheWorkspace) {
   EXPECT_EIGEN_NEAR(params_of(a), params_of(b), 0.0);
 }
 
-TEST(NetworkPredict, MatchesTheEvalForwardPassAcrossChunks) {
-  Net net({4, 6, 3}, {Activation::leaky_relu, Activation::softmax}, Loss::cross_entropy);
-  randomize(net, 100);
-  const Matrix<double> x = random_matrix(300, 4, 101);  // more than one 256-row chunk
-  Matrix<double> out(300, 3);
-  net.predict(x, out);
+// predict computes each layer's a in place, in chunks; forward keeps z and a apart, in one go.
+TEST(NetworkPredict, MatchesTheEvalForwardPassAcrossChunksForEveryActivation) {
+  const Index rows = 2 * Net::kInferenceChunk + 37;  // two full chunks and a partial one
+  const Matrix<double> x = random_matrix(rows, 4, 101);
+  for (Activation hidden : {Activation::identity, Activation::sigmoid, Activation::tanh,
+                            Activation::relu, Activation::leaky_relu}) {
+    for (auto [output, loss] : {std::pair{Activation::softmax, Loss::cross_entropy},
+                                std::pair{Activation::sigmoid, Loss::binary_cross_entropy},
+                                std::pair{Activation::identity, Loss::mse}}) {
+      SCOPED_TRACE(std::string(activation_name(hidden)) + " then " + activation_name(output));
+      Net net({4, 6, 5, 3}, {hidden, hidden, output}, loss);
+      randomize(net, 100);
+      Matrix<double> out(rows, 3);
+      net.predict(x, out);
+      Workspace<double> ws;
+      net.forward(x, ws, false);
+      EXPECT_EIGEN_NEAR(out, ws.a[2], 1e-14);
+    }
+  }
+}
+
+// evaluate sums the cost over chunks; compare with one forward pass over all rows.
+TEST(NetworkEvaluate, MatchesOneForwardPassAcrossChunks) {
+  const Index rows = Net::kInferenceChunk + 100;
+  const Matrix<double> x = random_matrix(rows, 4, 102);
+  std::vector<std::int32_t> labels(rows);
+  for (Index i = 0; i < rows; ++i) labels[i] = std::int32_t((i * 7) % 3);
+  Net net({4, 6, 3}, {Activation::relu, Activation::softmax}, Loss::cross_entropy);
+  randomize(net, 103);
+  const LossResult<double> chunked = net.evaluate(x, label_targets(labels));
   Workspace<double> ws;
   net.forward(x, ws, false);
-  EXPECT_EIGEN_NEAR(out, ws.a[1], 1e-15);
+  const LossResult<double> whole = net.output_delta(label_targets(labels), ws, rows);
+  EXPECT_NEAR(chunked.loss_sum, whole.loss_sum, 1e-12 * rows);
+  EXPECT_EQ(chunked.n_correct, whole.n_correct);
+  EXPECT_GT(whole.n_correct, 0);
+  EXPECT_LT(whole.n_correct, rows);
 }
 
 }  // namespace
