@@ -46,25 +46,36 @@ void softmax_row(const Row& z, OutRow&& a) {
   a /= a.sum();
 }
 
+// One row: a = σ(z); a may be z itself.
+template <class T, class Row, class OutRow>
+void activation_row(Activation act, T leaky_slope, const Row& zr, OutRow&& ar) {
+  switch (act) {
+    case Activation::identity: ar = zr; break;
+    case Activation::sigmoid: ar = T(1) / (T(1) + (-zr.array()).exp()); break;
+    case Activation::tanh: ar = zr.array().tanh(); break;
+    case Activation::relu: ar = zr.cwiseMax(T(0)); break;
+    case Activation::leaky_relu:
+      ar = (zr.array() > T(0)).select(zr.array(), leaky_slope * zr.array());
+      break;
+    case Activation::softmax: softmax_row(zr, ar); break;
+  }
+}
+
 // z is (B, out) holding a_prev·W on entry; b is (out). On exit z = a_prev·W + b and a = σ(z).
+// Row by row, so that σ reads each row while it is still in L1; a may be z itself.
 template <class T>
 void bias_activation_forward(Activation act, T leaky_slope, const ConstRowVectorMap<T>& b,
                              MatrixRef<T> z, MatrixRef<T> a) {
   for (Index r = 0; r < z.rows(); ++r) {
-    auto zr = z.row(r);
-    auto ar = a.row(r);
-    zr += b;
-    switch (act) {
-      case Activation::identity: ar = zr; break;
-      case Activation::sigmoid: ar = T(1) / (T(1) + (-zr.array()).exp()); break;
-      case Activation::tanh: ar = zr.array().tanh(); break;
-      case Activation::relu: ar = zr.cwiseMax(T(0)); break;
-      case Activation::leaky_relu:
-        ar = (zr.array() > T(0)).select(zr.array(), leaky_slope * zr.array());
-        break;
-      case Activation::softmax: softmax_row(zr, ar); break;
-    }
+    z.row(r) += b;
+    activation_row(act, leaky_slope, z.row(r), a.row(r));
   }
+}
+
+// a = σ(z) for a z that already holds its bias; a may be z itself.
+template <class T>
+void activation_forward(Activation act, T leaky_slope, MatrixRef<T> z, MatrixRef<T> a) {
+  for (Index r = 0; r < z.rows(); ++r) activation_row(act, leaky_slope, z.row(r), a.row(r));
 }
 
 // delta holds ∂C/∂a on entry and δ = ∂C/∂z on exit; z and a are this layer's forward values.

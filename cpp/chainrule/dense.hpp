@@ -6,11 +6,19 @@
 
 namespace chainrule {
 
-// a_prev is (B, in), W is (in, out), b is (out); writes z and a, both (B, out).
+// a_prev is (B, in), W is (in, out), b is (out); writes z and a, both (B, out). a may be z
+// itself (inference, where z is not needed again).
 template <class T>
 void dense_forward(const ConstMatrixRef<T>& a_prev, const ConstMatrixMap<T>& W,
                    const ConstRowVectorMap<T>& b, Activation act, T leaky_slope, MatrixRef<T> z,
                    MatrixRef<T> a) {
+  // Where the packed kernel takes the product, it adds b (and applies relu) as it stores z,
+  // saving a pass over z; the bits are the same as the unfused passes below.
+  const bool relu = act == Activation::relu;
+  if (gemm_bias_relu(z, a_prev, W, b.data(), relu ? &a : nullptr)) {
+    if (!relu) activation_forward<T>(act, leaky_slope, z, a);
+    return;
+  }
   gemm(z, a_prev, W, T(1), false);
   bias_activation_forward<T>(act, leaky_slope, b, z, a);
 }

@@ -160,4 +160,34 @@ void gemm(Dst&& dst, const Lhs& lhs, const Rhs& rhs, T alpha, bool accumulate) {
   for (Index i = 0; i < s.count; ++i) block(i);
 }
 
+// z = lhs·rhs + b (b added to every row) and, if relu is given, relu = max(z, 0), where relu may
+// be z itself — in one pass over the result, as the packed kernel's epilogue. Returns false,
+// having done nothing, where the packed kernel does not take the product (the caller then
+// runs gemm and adds b itself); the results would be the same bits either way.
+template <class Dst, class Lhs, class Rhs, class T>
+bool gemm_bias_relu(Dst&& z, const Lhs& lhs, const Rhs& rhs, const T* b, MatrixRef<T>* relu) {
+#ifdef CHAINRULE_PACKED_GEMM
+  const Index rows = z.rows(), cols = z.cols(), depth = lhs.cols();
+  if (rows == 0 || cols == 0 || !packed::fits_kernel<T>(rows, cols, depth)) return false;
+  static_assert(std::decay_t<Dst>::IsRowMajor, "the core's results are row-major");
+  packed::Epilogue<T> epilogue;
+  epilogue.bias = b;
+  if (relu != nullptr) {
+    epilogue.relu = true;
+    if (relu->data() != z.data()) {
+      epilogue.relu_out = relu->data();
+      epilogue.ld_relu_out = relu->outerStride();
+    }
+  }
+  const bool small = double(rows) * double(cols) * double(depth) < kMinParallelWork;
+  packed::gemm<T>(rows, cols, depth, detail::strided_view(lhs), detail::strided_view(rhs),
+                  z.data(), z.outerStride(), T(1), false, small ? 1 : get_num_threads(),
+                  &epilogue);
+  return true;
+#else
+  (void)z, (void)lhs, (void)rhs, (void)b, (void)relu;
+  return false;
+#endif
+}
+
 }  // namespace chainrule

@@ -380,8 +380,7 @@ class Network {
       ws.dropout_active[l] = false;
       auto a = ws.a[l].topRows(B);
       auto z = output_z && l == L ? ws.z[l].topRows(B) : a;
-      gemm(z, layer_input(x, ws, l, B), W(l), T(1), false);
-      bias_activation_forward<T>(activations_[l], leaky_slope_, b(l), z, a);
+      dense_forward<T>(layer_input(x, ws, l, B), W(l), b(l), activations_[l], leaky_slope_, z, a);
     }
   }
 

@@ -48,6 +48,8 @@ struct Simd<float> {
   static V set1(float x) { return _mm512_set1_ps(x); }
   static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
   static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
+  static V add(V a, V b) { return _mm512_add_ps(a, b); }
+  static V relu(V a) { return _mm512_max_ps(zero(), a); }  // NaN stays NaN, as std::max(a, 0)
 };
 template <>
 struct Simd<double> {
@@ -60,6 +62,8 @@ struct Simd<double> {
   static V set1(double x) { return _mm512_set1_pd(x); }
   static V fma(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
   static V mul(V a, V b) { return _mm512_mul_pd(a, b); }
+  static V add(V a, V b) { return _mm512_add_pd(a, b); }
+  static V relu(V a) { return _mm512_max_pd(zero(), a); }
 };
 // 12 rows × 2 registers = 24 accumulators, plus 2 for B and 1 broadcast, of 32 registers.
 constexpr int kTileRows = 12;
@@ -72,6 +76,22 @@ struct View {
   Index col_stride;
   T operator()(Index i, Index j) const { return data[i * row_stride + j * col_stride]; }
 };
+
+// What is done to each element of C once its sum is complete, while it is still in a register:
+// add bias[j] to column j, then (relu) write max(·, 0) into `relu_out`, or over C itself when
+// relu_out is null. Rounded exactly as the unfused passes C += b, a = max(C, 0) would round.
+template <class T>
+struct Epilogue {
+  const T* bias = nullptr;  // (n), or none
+  bool relu = false;
+  T* relu_out = nullptr;    // (m × n, leading dimension ld_relu_out), or null: C itself
+  Index ld_relu_out = 0;
+};
+
+template <class T>
+T relu_of(T v) {
+  return T(0) > v ? T(0) : v;  // as the vector max: NaN and −0 pass through
+}
 
 template <class T>
 struct Tile {
@@ -176,12 +196,13 @@ void pack_b_panel(const View<T>& b, Index k0, Index kc, Index j0, Index cols, T*
     for (Index cc = cols; cc < NR; ++cc) out[k * NR + cc] = T(0);
 }
 
-// c (MR × NR, leading dimension ldc) = alpha·(A tile · B tile) + (accumulate ? c : 0).
+// c (MR × NR, leading dimension ldc) = alpha·(A tile · B tile) + (accumulate ? c : 0), then
+// the epilogue if one is given (bias and relu_out already offset to this tile).
 // The A tile is a packed panel (kPackedA) or MR rows of a row-major A read in place (lda apart);
 // the B tile is a packed panel (kPackedB) or NR columns of a row-major B in place (ldb apart).
 template <class T, bool kPackedA, bool kPackedB>
 inline void micro_kernel(Index kc, const T* a, Index lda, const T* b, Index ldb, T* c, Index ldc,
-                         T alpha, bool accumulate) {
+                         T alpha, bool accumulate, const Epilogue<T>* ep = nullptr) {
   using S = Simd<T>;
   using V = typename S::V;
   constexpr int MR = Tile<T>::rows, NV = Tile<T>::vectors, W = S::width;
@@ -213,12 +234,30 @@ inline void micro_kernel(Index kc, const T* a, Index lda, const T* b, Index ldb,
     b += b_depth;
   }
   const V va = S::set1(alpha);
+  if (ep == nullptr) {
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) {
+        T* dst = c + r * ldc + v * W;
+        S::storeu(dst, accumulate ? S::fma(va, acc[r][v], S::loadu(dst)) : S::mul(va, acc[r][v]));
+      }
+    return;
+  }
+  V bias[NV];
+#pragma GCC unroll 4
+  for (int v = 0; v < NV; ++v) bias[v] = ep->bias ? S::loadu(ep->bias + v * W) : S::zero();
+  const bool relu_in_place = ep->relu && ep->relu_out == nullptr;
+  const bool relu_apart = ep->relu && ep->relu_out != nullptr;
 #pragma GCC unroll 16
   for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) {
       T* dst = c + r * ldc + v * W;
-      S::storeu(dst, accumulate ? S::fma(va, acc[r][v], S::loadu(dst)) : S::mul(va, acc[r][v]));
+      V z = accumulate ? S::fma(va, acc[r][v], S::loadu(dst)) : S::mul(va, acc[r][v]);
+      if (ep->bias) z = S::add(z, bias[v]);
+      S::storeu(dst, relu_in_place ? S::relu(z) : z);
+      if (relu_apart) S::storeu(ep->relu_out + r * ep->ld_relu_out + v * W, S::relu(z));
     }
 }
 
@@ -265,11 +304,19 @@ struct Plan {
   bool b_panel_packed(Index q) const { return !b_in_place || (q + 1) * NR > n; }
 };
 
-// C tile (i, j) of one depth slice: C[i:i+MR, j:j+NR] (op)= alpha·A[i:i+MR, k0:k0+kc]·B[...].
+// The epilogue on element (i, j) of C, whose sum is complete in c: as in the micro-kernel.
+template <class T>
+void apply_epilogue(const Epilogue<T>& ep, Index i, Index j, T& c) {
+  if (ep.bias) c = c + ep.bias[j];
+  if (ep.relu) (ep.relu_out ? ep.relu_out[i * ep.ld_relu_out + j] : c) = relu_of(c);
+}
+
+// C tile (i, j) of one depth slice: C[i:i+MR, j:j+NR] (op)= alpha·A[i:i+MR, k0:k0+kc]·B[...],
+// then the epilogue if given (on the last slice).
 template <class T>
 void run_tile(const Plan<T>& p, Index i, Index j, Index k0, Index kc, const View<T>& a,
               const View<T>& b, const T* packed_a, const T* packed_b, T* c, Index ldc, T alpha,
-              bool acc) {
+              bool acc, const Epilogue<T>* ep) {
   constexpr int MR = Tile<T>::rows, NR = Tile<T>::cols;
   const Index rows = std::min<Index>(MR, p.m - i), cols = std::min<Index>(NR, p.n - j);
   const Index qa = i / MR, qb = j / NR;
@@ -277,31 +324,35 @@ void run_tile(const Plan<T>& p, Index i, Index j, Index k0, Index kc, const View
   const T* a_tile = a_direct ? a.data + i * a.row_stride + k0
                              : packed_a + (qa - p.a_in_place) * MR * kc;
   const T* b_tile = b_direct ? b.data + k0 * b.row_stride + j : packed_b + qb * NR * kc;
-  auto tile = [&](T* dst, Index ld, T scale, bool add) {
+  auto tile = [&](T* dst, Index ld, T scale, bool add, const Epilogue<T>* e) {
     if (a_direct && b_direct)
       micro_kernel<T, false, false>(kc, a_tile, a.row_stride, b_tile, b.row_stride, dst, ld,
-                                    scale, add);
+                                    scale, add, e);
     else if (a_direct)
-      micro_kernel<T, false, true>(kc, a_tile, a.row_stride, b_tile, 0, dst, ld, scale, add);
+      micro_kernel<T, false, true>(kc, a_tile, a.row_stride, b_tile, 0, dst, ld, scale, add, e);
     else if (b_direct)
-      micro_kernel<T, true, false>(kc, a_tile, 0, b_tile, b.row_stride, dst, ld, scale, add);
+      micro_kernel<T, true, false>(kc, a_tile, 0, b_tile, b.row_stride, dst, ld, scale, add, e);
     else
-      micro_kernel<T, true, true>(kc, a_tile, 0, b_tile, 0, dst, ld, scale, add);
+      micro_kernel<T, true, true>(kc, a_tile, 0, b_tile, 0, dst, ld, scale, add, e);
   };
   T* c_tile = c + i * ldc + j;
   if (rows == MR && cols == NR) {
-    tile(c_tile, ldc, alpha, acc);
-    return;
+    if (ep == nullptr) return tile(c_tile, ldc, alpha, acc, nullptr);
+    Epilogue<T> here = *ep;  // the same, offset to this tile
+    if (here.bias) here.bias += j;
+    if (here.relu_out) here.relu_out += i * here.ld_relu_out + j;
+    return tile(c_tile, ldc, alpha, acc, &here);
   }
   // An edge tile: computed whole into a scratch tile, then the valid part is merged, rounded as
-  // in the micro-kernel (alpha·sum, or one fused multiply-add).
+  // in the micro-kernel (alpha·sum, or one fused multiply-add, then the epilogue).
   alignas(64) T edge[MR * NR];
-  tile(edge, Index(NR), T(1), false);
+  tile(edge, Index(NR), T(1), false, nullptr);
   for (Index r = 0; r < rows; ++r)
     for (Index cc = 0; cc < cols; ++cc) {
       T& dst = c_tile[r * ldc + cc];
       const T sum = edge[r * NR + cc];
       dst = acc ? std::fma(alpha, sum, dst) : alpha * sum;
+      if (ep) apply_epilogue(*ep, i + r, j + cc, dst);
     }
 }
 
@@ -316,14 +367,18 @@ constexpr bool fits_kernel(Index m, Index n, Index k) {
 // C (m × n, row-major, leading dimension ldc) = alpha·A·B + (accumulate ? C : 0), A m × k,
 // B k × n, on up to `threads` threads. Every element is summed in the same order whatever the
 // thread count (the depth slices depend on k only), so results are bit-identical.
+// With an epilogue, each element of C then gets it once its sum is complete.
 template <class T>
 void gemm(Index m, Index n, Index k, const View<T>& a, const View<T>& b, T* c, Index ldc,
-          T alpha, bool accumulate, int threads) {
+          T alpha, bool accumulate, int threads, const Epilogue<T>* epilogue = nullptr) {
   constexpr int MR = Tile<T>::rows, NR = Tile<T>::cols;
   if (m == 0 || n == 0) return;
   if (k == 0) {
-    if (!accumulate)
-      for (Index i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, T(0));
+    for (Index i = 0; i < m; ++i)
+      for (Index j = 0; j < n; ++j) {
+        if (!accumulate) c[i * ldc + j] = T(0);
+        if (epilogue) apply_epilogue(*epilogue, i, j, c[i * ldc + j]);
+      }
     return;
   }
   const Plan<T> p(m, n, k, a, b);
@@ -342,6 +397,7 @@ void gemm(Index m, Index n, Index k, const View<T>& a, const View<T>& b, T* c, I
   for (Index k0 = 0; k0 < k; k0 += p.kc) {
     const Index kc = std::min(p.kc, k - k0);
     const bool acc = accumulate || k0 > 0;  // later slices add to the earlier ones
+    const Epilogue<T>* ep = k0 + kc == k ? epilogue : nullptr;
     // Pack this slice's panels: B's, then A's. Each loop ends with a barrier, so no thread
     // reads a panel before it is complete, nor overwrites one still in use.
 #ifdef _OPENMP
@@ -367,7 +423,7 @@ void gemm(Index m, Index n, Index k, const View<T>& a, const View<T>& b, T* c, I
       const Index j_end = std::min(n, j0 + kGroupPanels * NR);
       for (Index j = j0; j < j_end; j += NR)
         for (Index i = i0; i < i_end; i += MR)
-          run_tile(p, i, j, k0, kc, a, b, packed_a, packed_b, c, ldc, alpha, acc);
+          run_tile(p, i, j, k0, kc, a, b, packed_a, packed_b, c, ldc, alpha, acc, ep);
     }
   }
 }

@@ -292,6 +292,26 @@ TEST(NetworkPredict, MatchesTheEvalForwardPassAcrossChunksForEveryActivation) {
   }
 }
 
+// Layers large enough for the packed kernel (in the x86-64-v4 build), whose epilogue adds b and
+// applies relu as it stores: the same bits in place (predict) as into separate z and a.
+TEST(NetworkPredict, KernelSizedLayersGiveTheSameBitsAsTheTrainingForwardPass) {
+  const Index rows = Net::kInferenceChunk + 77;
+  const Matrix<double> x = random_matrix(rows, 64, 104);
+  for (Activation hidden : {Activation::relu, Activation::tanh}) {
+    SCOPED_TRACE(activation_name(hidden));
+    Net net({64, 64, 48, 10}, {hidden, hidden, Activation::softmax}, Loss::cross_entropy);
+    randomize(net, 105, 0.2);
+    Matrix<double> out(rows, 10);
+    net.predict(x, out);
+    Workspace<double> ws;
+    net.forward(x, ws, true);  // training's forward pass (no dropout set): z and a kept apart
+    EXPECT_EIGEN_NEAR(out, ws.a[2], 0.0);
+    if (hidden == Activation::relu) {
+      EXPECT_EIGEN_NEAR(ws.a[0], ws.z[0].cwiseMax(0.0).eval(), 0.0);
+    }
+  }
+}
+
 // evaluate sums the cost over chunks; compare with one forward pass over all rows.
 TEST(NetworkEvaluate, MatchesOneForwardPassAcrossChunks) {
   const Index rows = Net::kInferenceChunk + 100;

@@ -3,6 +3,7 @@
 // in std::vectors of exactly their size, so AddressSanitizer sees any read past an end.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -142,6 +143,84 @@ TEST(PackedGemm, BitIdenticalForAnyThreadCount) {
   }
   EXPECT_EQ(results[1], results[0]);
   EXPECT_EQ(results[2], results[0]);
+}
+
+// The epilogue (bias, then relu into C or into another matrix) gives the same bits as the
+// unfused passes over the product, at edge tiles, across depth slices and on 2 threads.
+template <class T>
+void check_epilogue_matches_unfused_passes() {
+  using chainrule::packed::Epilogue;
+  constexpr Index MR = chainrule::packed::Tile<T>::rows, NR = chainrule::packed::Tile<T>::cols;
+  for (const Case& c : {Case{5 * MR + 7, 3 * NR + 5, 2 * chainrule::packed::kDepthBlock + 3, false,
+                             false},
+                        Case{2 * MR, 2 * NR, 40, true, true}}) {
+    SCOPED_TRACE(::testing::Message() << "m " << c.m << " n " << c.n << " k " << c.k);
+    const Operand<T> a(c.m, c.k, c.a_col_major, 1, 11), b(c.k, c.n, c.b_col_major, 2, 12);
+    const Operand<T> bias(1, c.n, false, 0, 13), start(c.m, c.n + 3, false, 0, 14);
+    const Index ld = c.n + 3;  // three padding columns that must stay untouched
+    for (const bool accumulate : {false, true})
+      for (int threads : {1, 2}) {
+        SCOPED_TRACE(::testing::Message() << "accumulate " << accumulate << " threads " << threads);
+        const T alpha = T(0.75);
+        // Unfused: the product, then C += b and a = max(C, 0) as separate passes.
+        std::vector<T> z = start.storage, a_apart = start.storage;
+        chainrule::packed::gemm<T>(c.m, c.n, c.k, a.view(), b.view(), z.data(), ld, alpha,
+                                   accumulate, threads);
+        for (Index i = 0; i < c.m; ++i)
+          for (Index j = 0; j < c.n; ++j) {
+            T& zij = z[std::size_t(i * ld + j)];
+            zij = zij + bias.storage[std::size_t(j)];
+            a_apart[std::size_t(i * ld + j)] = std::max(zij, T(0));
+          }
+        // Fused, relu into another matrix.
+        std::vector<T> z_fused = start.storage, a_fused = start.storage;
+        Epilogue<T> apart;
+        apart.bias = bias.storage.data();
+        apart.relu = true;
+        apart.relu_out = a_fused.data();
+        apart.ld_relu_out = ld;
+        chainrule::packed::gemm<T>(c.m, c.n, c.k, a.view(), b.view(), z_fused.data(), ld, alpha,
+                                   accumulate, threads, &apart);
+        EXPECT_EQ(z_fused, z);
+        EXPECT_EQ(a_fused, a_apart);
+        // Fused, relu over C itself.
+        std::vector<T> in_place = start.storage;
+        Epilogue<T> over_c;
+        over_c.bias = bias.storage.data();
+        over_c.relu = true;
+        chainrule::packed::gemm<T>(c.m, c.n, c.k, a.view(), b.view(), in_place.data(), ld, alpha,
+                                   accumulate, threads, &over_c);
+        EXPECT_EQ(in_place, a_apart);
+      }
+  }
+}
+
+TEST(PackedGemm, FloatEpilogueMatchesUnfusedPasses) { check_epilogue_matches_unfused_passes<float>(); }
+TEST(PackedGemm, DoubleEpilogueMatchesUnfusedPasses) {
+  check_epilogue_matches_unfused_passes<double>();
+}
+
+// The relu keeps NaN (a non-finite step must still be seen downstream) and clamps the rest.
+TEST(PackedGemm, EpilogueReluKeepsNaN) {
+  using chainrule::packed::relu_of;
+  EXPECT_TRUE(std::isnan(relu_of(std::nanf(""))));
+  EXPECT_EQ(relu_of(-2.0f), 0.0f);
+  EXPECT_EQ(relu_of(3.0), 3.0);
+  const Operand<float> a(24, 8, false, 0, 15), b(8, 64, false, 0, 16);
+  std::vector<float> biases(64, 0.0f);
+  biases[5] = std::nanf("");
+  std::vector<float> dst(24 * 64, 0.0f);
+  chainrule::packed::Epilogue<float> ep;
+  ep.bias = biases.data();
+  ep.relu = true;
+  chainrule::packed::gemm<float>(24, 64, 8, a.view(), b.view(), dst.data(), 64, 1.0f, false, 1,
+                                 &ep);
+  for (Index i = 0; i < 24; ++i)
+    for (Index j = 0; j < 64; ++j) {
+      const float v = dst[std::size_t(i * 64 + j)];
+      if (j == 5) EXPECT_TRUE(std::isnan(v));
+      else EXPECT_GE(v, 0.0f);
+    }
 }
 
 }  // namespace
