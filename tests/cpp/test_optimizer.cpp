@@ -256,6 +256,31 @@ TEST(OptimizerByHand, AdagradDecaysTheLearningRate) {
   EXPECT_NEAR(p[0], -1.0 - 0.5 * 3.0 / std::sqrt(18.0), 1e-15);
 }
 
+#ifdef CHAINRULE_HAS_MXCSR
+// A momentum entry whose gradient is zero decays through the subnormal range; the update flushes
+// it to zero (no microcode assists), leaves normal values alone and restores the caller's mode.
+TEST(OptimizerSubnormals, UpdateFlushesThemAndRestoresTheFloatingPointMode) {
+  for (const unsigned caller_mode : {_mm_getcsr(), _mm_getcsr() | 0x8040u}) {
+    const unsigned before = _mm_getcsr();
+    _mm_setcsr(caller_mode);
+    OptimizerConfig c;
+    c.momentum = 0.5;
+    Optimizer<float> opt(c, 3);
+    std::vector<float> params = {1.0f, 1.0f, 1.0f};
+    const std::vector<float> first = {2e-38f, 1.0f, 0.0f};  // normal: the least is 1.18e-38
+    opt.step(params.data(), first.data(), 3, 0.0f);
+    EXPECT_EQ(opt.state1()[0], 2e-38f);
+    const std::vector<float> zero = {0.0f, 0.0f, 0.0f};
+    opt.step(params.data(), zero.data(), 3, 0.0f);  // 1e-38 would be subnormal
+    EXPECT_EQ(opt.state1()[0], 0.0f);
+    EXPECT_EQ(opt.state1()[1], 0.5f);
+    constexpr unsigned kStatusFlags = 0x3f;  // sticky exception flags, not the mode
+    EXPECT_EQ(_mm_getcsr() & ~kStatusFlags, caller_mode & ~kStatusFlags);
+    _mm_setcsr(before);
+  }
+}
+#endif
+
 TEST(OptimizerConfigCheck, RejectsInvalidHyperParameters) {
   auto rejects = [](auto modify) {
     OptimizerConfig c;
