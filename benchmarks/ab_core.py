@@ -17,6 +17,7 @@ pointer, predict). The net is 784-256-128-10, ReLU/softmax, SGD momentum 0.9, 1 
 
 import argparse
 import ctypes
+import importlib.util
 import os
 import shutil
 import statistics
@@ -45,12 +46,14 @@ def eigen_include():
 
 
 def default_flags():
-    flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
-    if " avx512f " in flags:
-        return "-march=x86-64-v4 -mtune=generic"
-    if " avx2 " in flags:
-        return "-march=x86-64-v3 -mtune=generic"
-    return ""
+    """The level the package itself loads on this CPU (the rule in chainrule/_dispatch.py)."""
+    spec = importlib.util.spec_from_file_location("_dispatch", ROOT / "python/chainrule/_dispatch.py")
+    dispatch = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(dispatch)
+    levels = dispatch.supported_levels()
+    if dispatch.prefers_avx2_over_avx512():
+        levels = [level for level in levels if level != "v4"]
+    return f"-march=x86-64-{levels[0]} -mtune=generic" if levels else ""
 
 
 def core_sources(revision, workdir):
@@ -116,7 +119,8 @@ def main():
     p.add_argument("--a", default="HEAD", help="git revision, or WORKTREE (default: HEAD)")
     p.add_argument("--b", default="WORKTREE", help="git revision, or WORKTREE (default)")
     p.add_argument("--rounds", type=int, default=7)
-    p.add_argument("--flags", default=None, help="-march flags (default: x86-64-v4/v3 by CPU)")
+    p.add_argument("--flags", default=None,
+                   help="-march flags (default: the level the package loads on this CPU)")
     args = p.parse_args()
     flags = default_flags() if args.flags is None else args.flags
     eigen = eigen_include()

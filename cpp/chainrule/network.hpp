@@ -96,6 +96,23 @@ struct TrainStats {
   bool nonfinite_loss = false;
 };
 
+// Σ x² over n contiguous values, in 64 bytes' worth of independent partial sums per pass, so
+// the compiler keeps several vector accumulators. One running sum is a single dependent chain of
+// multiply-adds: over a 784-256-128-10 gradient it took 16 µs against 10 µs (Zen 4, AVX2), about
+// 1.5 % of a batch-32 training step. Non-finite values propagate (Inf → Inf, NaN → NaN).
+template <class T>
+T sum_of_squares(const T* x, Index n) {
+  constexpr int kLanes = 2 * 64 / int(sizeof(T));
+  T partial[kLanes] = {};
+  Index i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) partial[j] += x[i + j] * x[i + j];
+  T sum = 0;
+  for (; i < n; ++i) sum += x[i] * x[i];
+  for (int j = 0; j < kLanes; ++j) sum += partial[j];
+  return sum;
+}
+
 template <class T>
 class Network {
  public:
@@ -341,7 +358,9 @@ class Network {
   double grad_norm_checked(TrainStats& stats) {
     double total = 0;
     for (std::size_t l = 0; l < n_layers(); ++l) {
-      const double layer = double(dW(l).squaredNorm()) + double(db(l).squaredNorm());
+      // dW(l) and db(l) are one contiguous range of the gradient buffer.
+      const Index count = sizes_[l] * sizes_[l + 1] + sizes_[l + 1];
+      const double layer = double(sum_of_squares(grads_.data() + w_offset_[l], count));
       if (!std::isfinite(layer) && stats.nonfinite_layer < 0) stats.nonfinite_layer = int(l);
       total += layer;
     }

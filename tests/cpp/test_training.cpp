@@ -267,4 +267,31 @@ TEST(NetworkTraining, InfiniteInputWithFiniteLossIsCaughtInTheGradient) {
   EXPECT_EIGEN_NEAR(params_of(net), before, 0.0);
 }
 
+// The gradient norm's sum of squares, against a plain sum in long double: every length around
+// the lane count (the tail), and non-finite values in the lanes and in the tail.
+template <class T>
+void check_sum_of_squares() {
+  std::vector<T> x(5000);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = T(std::sin(0.37 * double(i)) * 3.0);
+  for (Index n : {0, 1, 7, 31, 32, 33, 63, 64, 65, 100, 4999, 5000}) {
+    long double reference = 0;
+    for (Index i = 0; i < n; ++i) reference += (long double)x[i] * x[i];
+    const T got = chainrule::sum_of_squares(x.data(), n);
+    EXPECT_NEAR(double(got), double(reference), 1e-5 * double(reference) + 1e-30) << "n = " << n;
+  }
+  const T inf = std::numeric_limits<T>::infinity(), nan = std::numeric_limits<T>::quiet_NaN();
+  for (Index at : {0, 17, 4990}) {  // in the first pass, a later lane, the tail
+    std::vector<T> y(x.begin(), x.begin() + 4999);
+    y[std::size_t(at)] = -inf;
+    EXPECT_EQ(chainrule::sum_of_squares(y.data(), Index(y.size())), inf) << "at " << at;
+    y[std::size_t(at)] = nan;
+    EXPECT_TRUE(std::isnan(chainrule::sum_of_squares(y.data(), Index(y.size())))) << "at " << at;
+  }
+}
+
+TEST(GradientNorm, SumOfSquaresMatchesAPlainSumAndPropagatesNonFinite) {
+  check_sum_of_squares<float>();
+  check_sum_of_squares<double>();
+}
+
 }  // namespace
