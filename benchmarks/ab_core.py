@@ -47,7 +47,8 @@ def eigen_include():
 
 def default_flags():
     """The level the package itself loads on this CPU (the rule in chainrule/_dispatch.py)."""
-    spec = importlib.util.spec_from_file_location("_dispatch", ROOT / "python/chainrule/_dispatch.py")
+    path = ROOT / "python" / "chainrule" / "_dispatch.py"
+    spec = importlib.util.spec_from_file_location("_dispatch", path)
     dispatch = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(dispatch)
     levels = dispatch.supported_levels()
