@@ -72,7 +72,8 @@ class _ReadSide(_LockSide):
         lock = self._lock
         with lock._mutex:
             lock._readers -= 1
-            if not lock._readers:
+            # Only writers wait for the readers to leave (readers wait only behind a writer).
+            if not lock._readers and lock._writers_waiting:
                 lock._cond.notify_all()
 
 
