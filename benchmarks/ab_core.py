@@ -125,7 +125,10 @@ def main():
     args = p.parse_args()
     flags = default_flags() if args.flags is None else args.flags
     eigen = eigen_include()
-    os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # as `import chainrule` sets it
+    # As `import chainrule` sets them (the harness runs 1 thread, so they matter little).
+    if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+        os.environ["GOMP_SPINCOUNT"] = "10000"
+    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         libs = {}

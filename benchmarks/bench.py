@@ -281,16 +281,22 @@ def main():
     sections = set(args.only.split(","))
     libs = [lib for lib in args.libs.split(",") if lib]
 
+    # torch before chainrule: each loads its own OpenMP runtime, which reads OMP_WAIT_POLICY and
+    # GOMP_SPINCOUNT once, as it loads, and `import chainrule` sets defaults for them. Imported
+    # first, torch runs with its own defaults, as its users have it.
+    torch = None
+    if "torch" in libs:
+        try:
+            import torch
+        except ImportError:
+            libs = [lib for lib in libs if lib != "torch"]
     import chainrule as cr
     import chainrule._core as core
 
     print(f"chainrule {cr.__version__} ({getattr(core, 'ISA', 'baseline')} kernels), "
           f"python {sys.version.split()[0]}, numpy {np.__version__}", end="")
-    try:
-        import torch
+    if torch is not None:
         print(f", torch {torch.__version__}", end="")
-    except ImportError:
-        libs = [lib for lib in libs if lib != "torch"]
     try:
         import sklearn
         print(f", scikit-learn {sklearn.__version__}", end="")

@@ -112,6 +112,8 @@ def main():
     p.add_argument("--libs", default="chainrule,torch")
     args = p.parse_args()
 
+    if "torch" in args.libs.split(","):
+        import torch  # noqa: F401  (before chainrule, so torch's OpenMP keeps its own defaults)
     import chainrule as cr
 
     (X, y), (Xt, yt) = cr.datasets.load_mnist(args.data, download=False)

@@ -5,9 +5,15 @@ import sys
 
 from ._dispatch import load_core as _load_core
 
-# OpenMP workers that spin between the core's products take CPU time from the thread doing the
-# serial work (activations, updates); on small and virtual machines sleeping at once measured
-# up to 2x faster (docs/performance.md). Only a default: OpenMP reads it once, at load.
+# How idle OpenMP workers wait between the core's products (docs/performance.md, "Threads on
+# small and shared machines"). Spinning without end took CPU from the thread doing the serial
+# work, and on virtual machines a woken sleeper arrives tens of µs late for every product. So:
+# sleep (passive), but with libgomp spin first for 10 000 rounds (a fraction of a millisecond),
+# which spans the gaps inside a training step: 2 threads at batch 256 went from 1.51x to 1.69x
+# one thread's speed on Zen 4. Only defaults, left alone where the user set either variable;
+# OpenMP reads them once, at load.
+if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+    os.environ["GOMP_SPINCOUNT"] = "10000"
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 # The fastest build of the C++ core this CPU runs, under the one name the package uses.

@@ -157,3 +157,23 @@ def test_inference_fast_path_agrees_with_the_converting_path():
             model.predict_proba(variant)
         messages.append(str(info.value))
     assert messages[0] == messages[1] and "row 7, column 3" in messages[0]
+
+
+def _thread_env_in_subprocess(**env_values):
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    env.update(env_values)
+    code = ("import os, chainrule; "
+            "print(os.environ.get('OMP_WAIT_POLICY'), os.environ.get('GOMP_SPINCOUNT'))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True)
+    return tuple(out.stdout.split())
+
+
+def test_openmp_waiting_defaults_leave_the_users_choice_alone():
+    # By default: sleep, after a short spin (docs/performance.md, "Threads on small and shared
+    # machines"); whatever the user set of either variable is kept, and the other not forced
+    # over it.
+    assert _thread_env_in_subprocess() == ("passive", "10000")
+    assert _thread_env_in_subprocess(OMP_WAIT_POLICY="active") == ("active", "None")
+    assert _thread_env_in_subprocess(OMP_WAIT_POLICY="passive") == ("passive", "None")
+    assert _thread_env_in_subprocess(GOMP_SPINCOUNT="5") == ("passive", "5")
