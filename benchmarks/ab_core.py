@@ -12,7 +12,8 @@ first, where its code lands), and differences inside it mean nothing.
     python benchmarks/ab_core.py --a main --b my-branch --rounds 9 --flags "-march=x86-64-v3"
 
 Both revisions must have the core's current Network interface (train_batches with an order
-pointer, predict). The net is 784-256-128-10, ReLU/softmax, SGD momentum 0.9, 1 thread.
+pointer, predict). The net is 784-256-128-10, ReLU/softmax, SGD momentum 0.9, on --threads threads
+(default 1).
 """
 
 import argparse
@@ -78,17 +79,17 @@ def build(cpp, output, flags, eigen):
     subprocess.run(command, check=True)
 
 
-def load(path):
+def load(path, threads):
     lib = ctypes.CDLL(str(path), mode=ctypes.RTLD_LOCAL)
     lib.ab_train_seconds.restype = ctypes.c_double
     lib.ab_train_seconds.argtypes = [ctypes.c_long, ctypes.c_long]
     lib.ab_predict_seconds.restype = ctypes.c_double
     lib.ab_predict_seconds.argtypes = [ctypes.c_long, ctypes.c_long]
-    lib.ab_set_threads(1)
+    lib.ab_set_threads(threads)
     return lib
 
 
-POINTS = [("train", 32, 4096), ("train", 128, 8192), ("train", 1024, 8192),
+POINTS = [("train", 32, 4096), ("train", 128, 8192), ("train", 256, 8192), ("train", 1024, 8192),
           ("predict", 1, 2000), ("predict", 1024, 20)]
 
 
@@ -120,12 +121,13 @@ def main():
     p.add_argument("--a", default="HEAD", help="git revision, or WORKTREE (default: HEAD)")
     p.add_argument("--b", default="WORKTREE", help="git revision, or WORKTREE (default)")
     p.add_argument("--rounds", type=int, default=7)
+    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--flags", default=None,
                    help="-march flags (default: the level the package loads on this CPU)")
     args = p.parse_args()
     flags = default_flags() if args.flags is None else args.flags
     eigen = eigen_include()
-    # As `import chainrule` sets them (the harness runs 1 thread, so they matter little).
+    # How OpenMP workers wait, as `import chainrule` sets it (it matters with --threads 2).
     if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
         os.environ["GOMP_SPINCOUNT"] = "10000"
     os.environ.setdefault("OMP_WAIT_POLICY", "passive")
@@ -137,8 +139,10 @@ def main():
             libs[name] = workdir / f"lib_{name}.so"
             build(core_sources(revision, workdir), libs[name], flags, eigen)
         shutil.copy(libs["a"], workdir / "lib_a_copy.so")
-        a, a_copy, b = (load(libs["a"]), load(workdir / "lib_a_copy.so"), load(libs["b"]))
-        print(f"\n{args.rounds} rounds of A, B, B, A; time ratios, median [quartiles]; "
+        a, a_copy, b = (load(libs["a"], args.threads),
+                        load(workdir / "lib_a_copy.so", args.threads), load(libs["b"], args.threads))
+        print(f"\n{args.rounds} rounds of A, B, B, A on {args.threads} thread(s); time ratios, "
+              "median [quartiles]; "
               "< 1 means A is faster\n")
         control = compare(a, a_copy, args.rounds)
         versus = compare(a, b, args.rounds)

@@ -8,7 +8,12 @@
 #include <stdexcept>
 #include <string>
 
+#include "threads.hpp"
 #include "types.hpp"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #if defined(__SSE__) || defined(_M_X64)
 #include <xmmintrin.h>
@@ -23,8 +28,9 @@ namespace chainrule {
 // every vector operation that meets a subnormal takes a microcode assist: on MNIST, 6-9 % of
 // the momentum buffer was subnormal after one epoch and training ran 25-30 % slower. Flushed,
 // such an entry becomes 0 below 1.2e-38 (float) or 2.2e-308 (double), where it could not move
-// a weight anyway. The update loops are serial on the calling thread, so results stay the same
-// for any thread count. (Elsewhere than x86 this does nothing.)
+// a weight anyway. Every thread of the update sets it for its own part (a worker thread keeps its
+// own mode), so results stay the same for any thread count. (Elsewhere than x86 this does
+// nothing.)
 class FlushSubnormals {
  public:
 #ifdef CHAINRULE_HAS_MXCSR
@@ -129,24 +135,47 @@ class Optimizer {
   Vector& state2() { return state2_; }
   Vector& state3() { return state3_; }
 
-  // params and grads are (n) flat buffers; lr is this step's learning rate.
+  // params and grads are (n) flat buffers; lr is this step's learning rate. The update is
+  // elementwise, so threads share it in any split and the results are the same bits; each
+  // thread flushes subnormals on its own part.
   void step(T* params, const T* grads, Index n, T lr) {
-    const FlushSubnormals flush;
     ++step_;
-    Eigen::Map<Vector> p(params, n);
-    Eigen::Map<const Vector> g(grads, n);
-    const T wd = T(config_.weight_decay);
-    switch (config_.kind) {
-      case OptimizerKind::sgd: sgd(p, g, lr, wd); break;
-      case OptimizerKind::adam: adam(p, g, lr, wd, false); break;
-      case OptimizerKind::adamw: adam(p, g, lr, wd, true); break;
-      case OptimizerKind::rmsprop: rmsprop(p, g, lr, wd); break;
-      case OptimizerKind::adagrad: adagrad(p, g, lr, wd); break;
+    const int threads = n >= kMinParallelUpdate ? get_num_threads() : 1;
+    (void)threads;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(threads) if (threads > 1)
+#endif
+    {
+      Index begin = 0, end = n;
+#ifdef _OPENMP
+      const Index part = omp_get_thread_num(), parts = omp_get_num_threads();
+      begin = n * part / parts / 16 * 16;  // 64-byte aligned parts for float
+      end = part + 1 == parts ? n : n * (part + 1) / parts / 16 * 16;
+#endif
+      update(params, grads, begin, end, lr);
     }
   }
 
  private:
-  void sgd(Eigen::Map<Vector>& p, const Eigen::Map<const Vector>& g, T lr, T wd) {
+  static constexpr Index kMinParallelUpdate = 1 << 16;  // below, a parallel region costs more
+
+  void update(T* params, const T* grads, Index begin, Index end, T lr) {
+    const FlushSubnormals flush;
+    Eigen::Map<Vector> p(params + begin, end - begin);
+    Eigen::Map<const Vector> g(grads + begin, end - begin);
+    const T wd = T(config_.weight_decay);
+    switch (config_.kind) {
+      case OptimizerKind::sgd: sgd(p, g, begin, lr, wd); break;
+      case OptimizerKind::adam: adam(p, g, begin, lr, wd, false); break;
+      case OptimizerKind::adamw: adam(p, g, begin, lr, wd, true); break;
+      case OptimizerKind::rmsprop: rmsprop(p, g, begin, lr, wd); break;
+      case OptimizerKind::adagrad: adagrad(p, g, begin, lr, wd); break;
+    }
+  }
+
+  // Each rule updates p from g, both starting at element `at` of the flat buffers, and the
+  // optimizer state from its element `at` on.
+  void sgd(Eigen::Map<Vector>& p, const Eigen::Map<const Vector>& g, Index at, T lr, T wd) {
     const T mu = T(config_.momentum), damp = T(config_.dampening);
     const Index n = p.size();
     if (mu == 0) {
@@ -154,15 +183,17 @@ class Optimizer {
       return;
     }
     const bool first = step_ == 1;
+    T* const state = state1_.data() + at;
     for (Index i = 0; i < n; ++i) {
       const T gi = g[i] + wd * p[i];
-      T& b = state1_[i];
+      T& b = state[i];
       b = first ? gi : mu * b + (T(1) - damp) * gi;
       p[i] -= lr * (config_.nesterov ? gi + mu * b : b);
     }
   }
 
-  void adam(Eigen::Map<Vector>& p, const Eigen::Map<const Vector>& g, T lr, T wd, bool decoupled) {
+  void adam(Eigen::Map<Vector>& p, const Eigen::Map<const Vector>& g, Index at, T lr, T wd,
+            bool decoupled) {
     const T b1 = T(config_.beta1), b2 = T(config_.beta2), eps = T(config_.eps);
     const T bias1 = T(1) - std::pow(b1, T(step_));
     const T bias2_sqrt = std::sqrt(T(1) - std::pow(b2, T(step_)));
@@ -172,30 +203,30 @@ class Optimizer {
     const Index n = p.size();
     for (Index i = 0; i < n; ++i) {
       const T gi = g[i] + coupled_wd * p[i];
-      T& m = state1_[i];
-      T& v = state2_[i];
+      T& m = state1_[at + i];
+      T& v = state2_[at + i];
       m = b1 * m + (T(1) - b1) * gi;
       v = b2 * v + (T(1) - b2) * gi * gi;
       p[i] = decay * p[i] - step_size * m / (std::sqrt(v) / bias2_sqrt + eps);
     }
   }
 
-  void rmsprop(Eigen::Map<Vector>& p, const Eigen::Map<const Vector>& g, T lr, T wd) {
+  void rmsprop(Eigen::Map<Vector>& p, const Eigen::Map<const Vector>& g, Index at, T lr, T wd) {
     const T alpha = T(config_.alpha), eps = T(config_.eps), mu = T(config_.momentum);
     const Index n = p.size();
     for (Index i = 0; i < n; ++i) {
       const T gi = g[i] + wd * p[i];
-      T& v = state2_[i];
+      T& v = state2_[at + i];
       v = alpha * v + (T(1) - alpha) * gi * gi;
       T v_tilde = v;
       if (config_.centered) {
-        T& g_avg = state3_[i];
+        T& g_avg = state3_[at + i];
         g_avg = alpha * g_avg + (T(1) - alpha) * gi;
         v_tilde -= g_avg * g_avg;
       }
       const T update = gi / (std::sqrt(v_tilde) + eps);
       if (mu > 0) {
-        T& b = state1_[i];
+        T& b = state1_[at + i];
         b = mu * b + update;
         p[i] -= lr * b;
       } else {
@@ -204,13 +235,13 @@ class Optimizer {
     }
   }
 
-  void adagrad(Eigen::Map<Vector>& p, const Eigen::Map<const Vector>& g, T lr, T wd) {
+  void adagrad(Eigen::Map<Vector>& p, const Eigen::Map<const Vector>& g, Index at, T lr, T wd) {
     const T eps = T(config_.eps);
     const T lr_t = lr / (T(1) + T(step_ - 1) * T(config_.lr_decay));
     const Index n = p.size();
     for (Index i = 0; i < n; ++i) {
       const T gi = g[i] + wd * p[i];
-      T& sum = state2_[i];
+      T& sum = state2_[at + i];
       sum += gi * gi;
       p[i] -= lr_t * gi / (std::sqrt(sum) + eps);
     }

@@ -9,10 +9,12 @@
 #include <vector>
 
 #include "chainrule/optimizer.hpp"
+#include "chainrule/threads.hpp"
 #include "eigen_near.hpp"
 
 namespace {
 
+using chainrule::Index;
 using chainrule::Optimizer;
 using chainrule::OptimizerConfig;
 using chainrule::OptimizerKind;
@@ -280,6 +282,50 @@ TEST(OptimizerSubnormals, UpdateFlushesThemAndRestoresTheFloatingPointMode) {
   }
 }
 #endif
+
+// Large updates are shared by the threads; elementwise, so 1 and 2 threads give the same bits for
+// every rule, and both threads flush subnormals (an entry in the second thread's part).
+TEST(OptimizerThreads, TwoThreadsGiveTheSameBitsAsOne) {
+  const Index n = (1 << 16) + 4099;  // above the parallel threshold, parts not multiples of 16
+  std::vector<OptimizerConfig> configs(6);
+  configs[0].momentum = 0.5, configs[0].nesterov = true, configs[0].weight_decay = 0.01;
+  configs[1].kind = OptimizerKind::adam;
+  configs[2].kind = OptimizerKind::adamw, configs[2].weight_decay = 0.1;
+  configs[3].kind = OptimizerKind::rmsprop, configs[3].momentum = 0.9;
+  configs[3].centered = true;
+  configs[4].kind = OptimizerKind::adagrad, configs[4].lr_decay = 0.01;
+  configs[5].momentum = 0.5;  // for the subnormal entry below
+  const int threads_before = chainrule::get_num_threads();
+#ifdef _OPENMP
+  // Start the worker thread now, without flush-to-zero: a thread started inside the update would
+  // inherit the caller's flushing mode and hide a missing flush in the worker.
+#pragma omp parallel num_threads(2)
+  { (void)0; }
+#endif
+  for (const OptimizerConfig& c : configs) {
+    std::vector<std::vector<float>> params(2), state(2);
+    for (int threads : {1, 2}) {
+      chainrule::set_num_threads(threads);
+      Optimizer<float> opt(c, n);
+      std::vector<float> p(static_cast<std::size_t>(n)), g(p.size());
+      for (Index i = 0; i < n; ++i) p[std::size_t(i)] = float(std::sin(0.1 * double(i)));
+      for (int t = 0; t < 4; ++t) {
+        for (Index i = 0; i < n; ++i) g[std::size_t(i)] = float(std::cos(0.3 * double(i + t)));
+        g[std::size_t(n - 7)] = t == 0 ? 2e-38f : 0.0f;  // then decays: 1e-38 is subnormal
+        opt.step(p.data(), g.data(), n, 0.01f);
+      }
+      params[std::size_t(threads - 1)] = p;
+      const auto& s1 = opt.state1().size() ? opt.state1() : opt.state2();
+      state[std::size_t(threads - 1)].assign(s1.data(), s1.data() + s1.size());
+      if (c.kind == OptimizerKind::sgd && c.weight_decay == 0) {
+        EXPECT_EQ(opt.state1()[n - 7], 0.0f);
+      }
+    }
+    EXPECT_TRUE(params[0] == params[1]) << chainrule::optimizer_name(c.kind);
+    EXPECT_TRUE(state[0] == state[1]) << chainrule::optimizer_name(c.kind);
+  }
+  chainrule::set_num_threads(threads_before);
+}
 
 TEST(OptimizerConfigCheck, RejectsInvalidHyperParameters) {
   auto rejects = [](auto modify) {
