@@ -138,6 +138,7 @@ class Network {
     params_.setZero(offset);
     grads_.setZero(offset);
     dropout_.assign(n_layers(), 0.0);
+    layer_sum_sq_.assign(n_layers(), -1.0);
     optimizer_ = std::make_unique<Optimizer<T>>(OptimizerConfig{}, offset);
   }
 
@@ -208,14 +209,19 @@ class Network {
   // gradient buffer and, recursively, δ_prev = (δ·Wᵀ) ⊙ σ'(z_prev) into ws.delta.
   // If dx is given, it receives ∂C_k/∂x (B, n_in) per sample. With accumulate = false the
   // gradient buffer is overwritten rather than added to (a training step's fresh gradient).
+  // With layer_sum_sq (and accumulate = false), each layer's Σ dW² + Σ db² goes into
+  // layer_sum_sq[l] where the weight-gradient kernel computed it on the way, and −1 elsewhere.
   void backward(const ConstMatrixRef<T>& x, Workspace<T>& ws, T scale, MatrixRef<T>* dx = nullptr,
-                bool accumulate = true) {
+                bool accumulate = true, double* layer_sum_sq = nullptr) {
     const Index B = x.rows();
     for (std::size_t l = n_layers(); l-- > 0;) {
       const ConstMatrixRef<T> delta = ws.delta[l].topRows(B);
       auto dW_l = dW(l);
       auto db_l = db(l);
-      dense_backward_params<T>(layer_input(x, ws, l, B), delta, scale, dW_l, db_l, accumulate);
+      T sum_sq = 0;
+      const bool known = dense_backward_params<T>(layer_input(x, ws, l, B), delta, scale, dW_l,
+                                                  db_l, accumulate, layer_sum_sq ? &sum_sq : nullptr);
+      if (layer_sum_sq != nullptr) layer_sum_sq[l] = known ? double(sum_sq) : -1.0;
       if (l > 0) {
         auto delta_prev = ws.delta[l - 1].topRows(B);
         dense_backward_input<T>(delta, W(l), delta_prev);
@@ -246,10 +252,12 @@ class Network {
     const Index B = x.rows();
     forward(x, train_ws_, true);
     const LossResult<T> result = output_delta(y, train_ws_, B);
-    backward(x, train_ws_, T(1) / T(B), nullptr, /*accumulate=*/false);
+    backward(x, train_ws_, T(1) / T(B), nullptr, /*accumulate=*/false, layer_sum_sq_.data());
     if (!std::isfinite(double(result.loss_sum))) stats.nonfinite_loss = true;
     double norm = 0;
-    if (!apply_gradients(options, stats, &norm)) return;
+    // Coupled L2 changes the gradient after backward, so its squares are taken afresh.
+    const double* known_sum_sq = options.l2 > 0 ? nullptr : layer_sum_sq_.data();
+    if (!apply_gradients(options, stats, &norm, known_sum_sq)) return;
     stats.loss_sum += double(result.loss_sum);
     stats.n_correct += result.n_correct;
     stats.n_samples += B;
@@ -262,10 +270,12 @@ class Network {
   // check, clipping, optimizer step. *norm receives the norm before clipping. A non-finite
   // gradient (or stats.nonfinite_loss already set) leaves the parameters untouched and
   // returns false; stats.nonfinite_layer names the first non-finite layer.
-  bool apply_gradients(const StepOptions& options, TrainStats& stats, double* norm = nullptr) {
+  // known_sum_sq[l], where ≥ 0 (or not finite), is layer l's Σ g² already computed by backward.
+  bool apply_gradients(const StepOptions& options, TrainStats& stats, double* norm = nullptr,
+                       const double* known_sum_sq = nullptr) {
     if (options.l2 > 0)
       for (std::size_t l = 0; l < n_layers(); ++l) dW(l) += T(options.l2) * W(l);
-    const double g = grad_norm_checked(stats);
+    const double g = grad_norm_checked(stats, known_sum_sq);
     if (norm != nullptr) *norm = g;
     if (stats.nonfinite_loss || stats.nonfinite_layer >= 0) return false;
     if (options.max_grad_norm > 0 && g > options.max_grad_norm)
@@ -369,12 +379,14 @@ class Network {
   }
 
   // Global gradient norm; records the first layer whose gradient is not finite.
-  double grad_norm_checked(TrainStats& stats) {
+  double grad_norm_checked(TrainStats& stats, const double* known_sum_sq = nullptr) {
     double total = 0;
     for (std::size_t l = 0; l < n_layers(); ++l) {
       // dW(l) and db(l) are one contiguous range of the gradient buffer.
       const Index count = sizes_[l] * sizes_[l + 1] + sizes_[l + 1];
-      const double layer = double(sum_of_squares(grads_.data() + w_offset_[l], count));
+      const bool known = known_sum_sq != nullptr && !(known_sum_sq[l] < 0);
+      const double layer = known ? known_sum_sq[l]
+                                 : double(sum_of_squares(grads_.data() + w_offset_[l], count));
       if (!std::isfinite(layer) && stats.nonfinite_layer < 0) stats.nonfinite_layer = int(l);
       total += layer;
     }
@@ -464,6 +476,7 @@ class Network {
   SplitMix64 rng_;
   std::unique_ptr<Optimizer<T>> optimizer_;
   Workspace<T> train_ws_;
+  std::vector<double> layer_sum_sq_;  // per layer Σ g² from the last train_step's backward
   WorkspacePool<T> inference_workspaces_;
 };
 

@@ -79,7 +79,8 @@ TEST_P(NoAllocation, WarmTrainingAndPredictionAllocateNothing) {
 
 INSTANTIATE_TEST_SUITE_P(
     Shapes, NoAllocation,
-    ::testing::Values(Case{32, 1, OptimizerKind::sgd}, Case{1024, 1, OptimizerKind::sgd},
+    ::testing::Values(Case{32, 1, OptimizerKind::sgd}, Case{32, 2, OptimizerKind::sgd},
+                      Case{1024, 1, OptimizerKind::sgd},
                       Case{256, 2, OptimizerKind::adam}, Case{1024, 2, OptimizerKind::sgd}),
     [](const ::testing::TestParamInfo<Case>& info) {
       return "batch" + std::to_string(info.param.batch) + "_threads" +

@@ -1,0 +1,123 @@
+// A layer's forward product for a small batch, z = a_prev·W + b (and a = relu(z)), reading W
+// where it lies.
+//
+// A general GEMM copies ("packs") both operands into panels first. At a large batch the copy
+// of W is spread over many rows of a_prev; at batch 32 it is not: in a batch-32 profile of
+// 784-256-128-10 (Zen 4), packing W took 5.6 % of the training step. Here each tile of z, 4 rows
+// by 3 SIMD packets, is summed in registers straight from a_prev's rows (broadcast) and W's rows
+// (loaded in place), then b is added, relu applied, and the tile stored once. Measured alone on
+// Zen 4: the 784 → 256 product at batch 32 took 122 µs against Eigen's 139 µs.
+//
+// Every element is summed over the depth in order, then b added: the bits depend on the shapes
+// only, and threads share out whole column panels, so any thread count gives the same bits.
+#pragma once
+
+#include <Eigen/Core>
+#include <algorithm>
+
+#include "gemm.hpp"
+#include "threads.hpp"
+#include "types.hpp"
+
+namespace chainrule {
+
+// The batch sizes it takes: from 4 rows (one row is Eigen's GEMV, bound by reading W) to 64
+// (above, packing W is spread thin enough for the packed kernels to win).
+constexpr Index kMinSmallBatchRows = 4, kMaxSmallBatchRows = 64;
+
+namespace detail {
+
+// z rows [0, R), columns [0, C·P) of this tile; x is (R × depth), W (depth × ·), both row-major.
+template <int R, int C, class T>
+EIGEN_ALWAYS_INLINE void small_batch_tile(const T* x, Index ldx, const T* W, Index ldw,
+                                          Index depth, const T* b, T* z, Index ldz, T* a,
+                                          Index lda) {
+  using namespace Eigen::internal;
+  constexpr int P = kSimdWidth<T>;
+  SimdPacket<T> c[R][C];
+  for (int r = 0; r < R; ++r)
+    for (int q = 0; q < C; ++q) c[r][q] = pset1<SimdPacket<T>>(T(0));
+  for (Index k = 0; k < depth; ++k) {
+    SimdPacket<T> w_k[C];
+    for (int q = 0; q < C; ++q) w_k[q] = ploadu<SimdPacket<T>>(W + k * ldw + q * P);
+    for (int r = 0; r < R; ++r) {
+      const SimdPacket<T> x_rk = pset1<SimdPacket<T>>(x[r * ldx + k]);
+      for (int q = 0; q < C; ++q) c[r][q] = pmadd(x_rk, w_k[q], c[r][q]);
+    }
+  }
+  const SimdPacket<T> zero = pset1<SimdPacket<T>>(T(0));
+  for (int q = 0; q < C; ++q) {
+    const SimdPacket<T> b_q = ploadu<SimdPacket<T>>(b + q * P);
+    for (int r = 0; r < R; ++r) {
+      const SimdPacket<T> z_rq = padd(c[r][q], b_q);
+      pstoreu(z + r * ldz + q * P, z_rq);
+      // The same operation, and so the same bits (NaN stays NaN), as cwiseMax(0).
+      if (a != nullptr) pstoreu(a + r * lda + q * P, pmax(z_rq, zero));
+    }
+  }
+}
+
+// All rows of z for the column panel [j, j + C·P).
+template <int C, class T>
+EIGEN_ALWAYS_INLINE void small_batch_panel(const T* x, Index ldx, Index rows, const T* W,
+                                           Index ldw, Index depth, const T* b, T* z, Index ldz,
+                                           T* a, Index lda, Index j) {
+  constexpr int R = 4;  // 4 × 3 packets: 12 accumulators, the most AVX2's 16 registers allow
+  T* a_j = a != nullptr ? a + j : nullptr;
+  Index i = 0;
+  for (; i + R <= rows; i += R)
+    small_batch_tile<R, C>(x + i * ldx, ldx, W + j, ldw, depth, b + j, z + i * ldz + j, ldz,
+                           a_j ? a_j + i * lda : nullptr, lda);
+  const Index left = rows - i;
+  auto rest = [&](auto rows_left) {
+    small_batch_tile<decltype(rows_left)::value, C>(x + i * ldx, ldx, W + j, ldw, depth, b + j,
+                                                    z + i * ldz + j, ldz,
+                                                    a_j ? a_j + i * lda : nullptr, lda);
+  };
+  if (left == 3) rest(std::integral_constant<int, 3>());
+  if (left == 2) rest(std::integral_constant<int, 2>());
+  if (left == 1) rest(std::integral_constant<int, 1>());
+}
+
+}  // namespace detail
+
+template <class T>
+bool small_batch_forward_fits(Index rows, Index cols) {
+  constexpr int P = kSimdWidth<T>;
+  return rows >= kMinSmallBatchRows && rows <= kMaxSmallBatchRows && cols % P == 0;
+}
+
+// z (B × out) = x (B × in)·W (in × out) + b, and relu = max(z, 0) if relu is given (it may be z
+// itself). For shapes where small_batch_forward_fits.
+template <class T>
+void small_batch_forward(const ConstMatrixRef<T>& x, const ConstMatrixMap<T>& W, const T* b,
+                         MatrixRef<T> z, MatrixRef<T>* relu) {
+  constexpr int P = kSimdWidth<T>;
+  constexpr int C = 3;
+  const Index rows = z.rows(), cols = z.cols(), depth = x.cols();
+  T* a = relu != nullptr ? relu->data() : nullptr;
+  const Index lda = relu != nullptr ? relu->outerStride() : 0;
+  const Index n_panels = (cols + C * P - 1) / (C * P);
+  auto panel = [&](Index p) {
+    const Index j = p * C * P, width = std::min<Index>(C * P, cols - j);
+    const T *xd = x.data(), *Wd = W.data();
+    if (width == 3 * P)
+      detail::small_batch_panel<3>(xd, x.outerStride(), rows, Wd, W.outerStride(), depth, b,
+                                   z.data(), z.outerStride(), a, lda, j);
+    else if (width == 2 * P)
+      detail::small_batch_panel<2>(xd, x.outerStride(), rows, Wd, W.outerStride(), depth, b,
+                                   z.data(), z.outerStride(), a, lda, j);
+    else
+      detail::small_batch_panel<1>(xd, x.outerStride(), rows, Wd, W.outerStride(), depth, b,
+                                   z.data(), z.outerStride(), a, lda, j);
+  };
+  const bool small = double(rows) * double(cols) * double(depth) < kMinParallelWork;
+  const int threads = small ? 1 : int(std::min<Index>(get_num_threads(), n_panels));
+  (void)threads;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
+#endif
+  for (Index p = 0; p < n_panels; ++p) panel(p);
+}
+
+}  // namespace chainrule
