@@ -6,7 +6,8 @@
 // the micro-kernel reads them (or read in place where that is cheaper), and the micro-kernel
 // keeps a 12 × 32 (float) tile of C in 24 registers while it walks the depth. With AVX2's 16
 // registers there is no such headroom: a 6 × 16 version of this kernel ran 5-10 % behind
-// Eigen's, so the x86-64-v3 build keeps Eigen.
+// Eigen's, so the x86-64-v3 build keeps Eigen (but for small batches: small_batch_forward.hpp,
+// weight_gradient.hpp).
 //
 //   C (m × n, row-major) = alpha·op(A)·op(B) + (accumulate ? C : 0)
 //
