@@ -22,8 +22,9 @@
 
 namespace chainrule {
 
-// Above this depth (batch size) the packed GEMM with a separate norm pass was as fast or faster
-// (Zen 4, 784 → 256: 3 % faster at depth 32 and 64 here, 3 % slower at 96).
+// Above this depth (batch size) Eigen's GEMM with a separate norm pass is faster. Zen 4, caches
+// flushed between calls, 784 → 256: 6 % and 4 % faster here at depth 32 and 64, 3 % and 4 %
+// slower at 96 and 128 (256 → 128: −1 %, +3 %, −5 %, −6 %).
 constexpr Index kMaxWeightGradientDepth = 64;
 
 namespace detail {
