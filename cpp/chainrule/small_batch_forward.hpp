@@ -16,6 +16,7 @@
 #include <algorithm>
 
 #include "gemm.hpp"
+#include "outer_product_tile.hpp"
 #include "threads.hpp"
 #include "types.hpp"
 
@@ -35,16 +36,7 @@ EIGEN_ALWAYS_INLINE void small_batch_tile(const T* x, Index ldx, const T* W, Ind
   using namespace Eigen::internal;
   constexpr int P = kSimdWidth<T>;
   SimdPacket<T> c[R][C];
-  for (int r = 0; r < R; ++r)
-    for (int q = 0; q < C; ++q) c[r][q] = pset1<SimdPacket<T>>(T(0));
-  for (Index k = 0; k < depth; ++k) {
-    SimdPacket<T> w_k[C];
-    for (int q = 0; q < C; ++q) w_k[q] = ploadu<SimdPacket<T>>(W + k * ldw + q * P);
-    for (int r = 0; r < R; ++r) {
-      const SimdPacket<T> x_rk = pset1<SimdPacket<T>>(x[r * ldx + k]);
-      for (int q = 0; q < C; ++q) c[r][q] = pmadd(x_rk, w_k[q], c[r][q]);
-    }
-  }
+  outer_product_tile<R, C, /*LeftTransposed=*/false>(x, ldx, W, ldw, depth, c);
   const SimdPacket<T> zero = pset1<SimdPacket<T>>(T(0));
   for (int q = 0; q < C; ++q) {
     const SimdPacket<T> b_q = ploadu<SimdPacket<T>>(b + q * P);

@@ -17,6 +17,7 @@
 #include <algorithm>
 
 #include "gemm.hpp"
+#include "outer_product_tile.hpp"
 #include "threads.hpp"
 #include "types.hpp"
 
@@ -30,7 +31,7 @@ constexpr Index kMaxWeightGradientDepth = 64;
 namespace detail {
 
 // dW rows [i, i + R), columns [j, j + C·P): dW = scale·Σ_k a[k, i + r]·δ[k, j..], with a (depth
-// × in) and δ (depth × out) row-major. R·C accumulators; C loads of δ and R broadcasts per k.
+// × in) and δ (depth × out) row-major.
 template <int R, int C, class T>
 EIGEN_ALWAYS_INLINE void weight_gradient_tile(const T* a, Index lda, const T* d, Index ldd,
                                               Index depth, T scale, T* dw, Index ldw,
@@ -38,17 +39,7 @@ EIGEN_ALWAYS_INLINE void weight_gradient_tile(const T* a, Index lda, const T* d,
   using namespace Eigen::internal;
   constexpr int P = kSimdWidth<T>;
   SimdPacket<T> c[R][C];
-  for (int r = 0; r < R; ++r)
-    for (int q = 0; q < C; ++q) c[r][q] = pset1<SimdPacket<T>>(T(0));
-  for (Index k = 0; k < depth; ++k) {
-    SimdPacket<T> d_k[C];
-    for (int q = 0; q < C; ++q) d_k[q] = ploadu<SimdPacket<T>>(d + k * ldd + q * P);
-    const T* a_k = a + k * lda;
-    for (int r = 0; r < R; ++r) {
-      const SimdPacket<T> a_kr = pset1<SimdPacket<T>>(a_k[r]);
-      for (int q = 0; q < C; ++q) c[r][q] = pmadd(a_kr, d_k[q], c[r][q]);
-    }
-  }
+  outer_product_tile<R, C, /*LeftTransposed=*/true>(a, lda, d, ldd, depth, c);
   const SimdPacket<T> s = pset1<SimdPacket<T>>(scale);
   for (int r = 0; r < R; ++r)
     for (int q = 0; q < C; ++q) {
