@@ -11,12 +11,13 @@ subprocesses, alternating the two builds round by round, and prints the medians 
 """
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
 import sys
 from pathlib import Path
+
+from fresh_process import run_snippet
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,15 +49,11 @@ def build_native(target):
                     "-Ccmake.define.CHAINRULE_NATIVE=ON", str(ROOT)], check=True)
 
 
-def run_child(pythonpath, samples, batches):
-    env = dict(os.environ)
-    env.pop("CHAINRULE_ISA", None)
-    if pythonpath:
-        env["PYTHONPATH"] = str(pythonpath) + os.pathsep + env.get("PYTHONPATH", "")
-    code = CHILD.replace("SAMPLES", str(samples)).replace("BATCHES", repr(batches))
-    out = subprocess.run([sys.executable, "-c", code], env=env, cwd="/", capture_output=True,
-                         text=True, check=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+def with_pythonpath(directory):
+    """PYTHONPATH with directory in front, or None to leave it as it is."""
+    if directory is None:
+        return None
+    return str(directory) + os.pathsep + os.environ.get("PYTHONPATH", "")
 
 
 def main():
@@ -73,8 +70,9 @@ def main():
 
     runs = {"portable": [], "native": []}
     for _ in range(args.rounds):
-        runs["portable"].append(run_child(None, args.samples, batches))
-        runs["native"].append(run_child(native_dir, args.samples, batches))
+        runs["portable"].append(run_snippet(CHILD, args.samples, batches))
+        runs["native"].append(run_snippet(CHILD, args.samples, batches,
+                                               PYTHONPATH=with_pythonpath(native_dir)))
     isa = {k: v[0]["isa"] for k, v in runs.items()}
     assert isa["native"] == "native", f"the native build was not the one imported: {runs['native'][0]}"
     print(f"portable build: {isa['portable']} module; native build: -march=native; "

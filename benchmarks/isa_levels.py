@@ -12,11 +12,12 @@ level's ratio to the one the dispatch picks.
 """
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
 import sys
+
+from fresh_process import run_snippet
 
 CHILD = r"""
 import json, statistics, time
@@ -56,17 +57,6 @@ print(json.dumps(result))
 """
 
 
-def run_child(level, samples, batches):
-    env = dict(os.environ)
-    env.pop("CHAINRULE_ISA", None)
-    if level is not None:
-        env["CHAINRULE_ISA"] = level
-    code = CHILD.replace("SAMPLES", str(samples)).replace("BATCHES", repr(batches))
-    out = subprocess.run([sys.executable, "-c", code], env=env, cwd="/", capture_output=True,
-                         text=True, check=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
-
-
 def main():
     from chainrule import _dispatch
 
@@ -89,7 +79,7 @@ def main():
     runs = {level: [] for level in levels}
     for _ in range(args.rounds):
         for level in levels:
-            runs[level].append(run_child(level, args.samples, batches))
+            runs[level].append(run_snippet(CHILD, args.samples, batches, CHAINRULE_ISA=level))
     names = {level: runs[level][0]["isa"] for level in levels}
     vendor, family = _dispatch._cpu_vendor_family()
     print(f"CPU: {vendor} family {family:#x}; the dispatch loads {chosen} here; "
