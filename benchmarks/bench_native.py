@@ -17,28 +17,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fresh_process import run_snippet
+from fresh_process import EPILOGUE, PRELUDE, TRAINING, run_snippet
 
 ROOT = Path(__file__).resolve().parents[1]
 
-CHILD = r"""
-import json, sys, time
-import numpy as np
-import chainrule as cr
-cr.set_num_threads(1)
-rng = np.random.default_rng(0)
-X = rng.random((SAMPLES, 784), dtype=np.float32)
-y = rng.integers(0, 10, SAMPLES).astype(np.int32)
-result = {"isa": cr._core.ISA, "file": cr._core.__file__}
-for batch in BATCHES:
-    model = cr.Sequential([cr.Dense(784, 256), cr.Dense(256, 128), cr.Dense(128, 10)], seed=0,
-                          optimizer=cr.optimizers.SGD(lr=0.01, momentum=0.9))
-    model.fit(X[:2048], y[:2048], epochs=1, batch_size=batch, verbose=0)
-    t = time.perf_counter()
-    model.fit(X, y, epochs=1, batch_size=batch, verbose=0)
-    result[str(batch)] = SAMPLES / (time.perf_counter() - t)
-print(json.dumps(result))
-"""
+CHILD = PRELUDE + TRAINING + EPILOGUE
 
 
 def build_native(target):
@@ -64,7 +47,7 @@ def main():
     p.add_argument("--batches", default="32,128,1024")
     args = p.parse_args()
     batches = [int(b) for b in args.batches.split(",")]
-    native_dir = args.native_dir or ROOT / "build" / "native-target"
+    native_dir = (args.native_dir or ROOT / "build" / "native-target").resolve()  # children run in /
     if args.native_dir is None:
         build_native(native_dir)
 
@@ -80,8 +63,8 @@ def main():
     print("| batch | portable samples/s | native samples/s | portable / native |")
     print("|---|---|---|---|")
     for b in batches:
-        port = statistics.median(r[str(b)] for r in runs["portable"])
-        nat = statistics.median(r[str(b)] for r in runs["native"])
+        port = statistics.median(r[f"train {b}"] for r in runs["portable"])
+        nat = statistics.median(r[f"train {b}"] for r in runs["native"])
         print(f"| {b} | {port:,.0f} | {nat:,.0f} | {port / nat:.3f} |")
 
 
