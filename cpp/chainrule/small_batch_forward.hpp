@@ -14,6 +14,7 @@
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <type_traits>
 
 #include "gemm.hpp"
 #include "outer_product_tile.hpp"
