@@ -45,6 +45,38 @@ OptimizerConfig optimizer_config_from(const std::string& kind, const py::dict& o
   return c;
 }
 
+// Whether X is exactly what predict takes as it is: an ndarray (not a subclass, such as a
+// masked array) of T, 2-D, C-contiguous, with n > 0 rows of n_inputs values.
+template <class T>
+bool is_ready_features(py::handle X, Index n_inputs) {
+  const auto& api = py::detail::npy_api::get();
+  if (Py_TYPE(X.ptr()) != api.PyArray_Type_) return false;
+  const auto a = py::reinterpret_borrow<py::array>(X);
+  return a.ndim() == 2 && a.shape(0) > 0 && a.shape(1) == n_inputs &&
+         (a.flags() & py::array::c_style) && a.dtype().is(py::dtype::of<T>());
+}
+
+// a of the output layer for each row of x, under the shared side of the parameter lock.
+template <class T, class Rows>
+py::array_t<T> predict_rows(Network<T>& n, const Rows& x, bool check_finite) {
+  py::array_t<T> out({x.rows(), n.n_outputs()});
+  MatrixMap<T> out_map(out.mutable_data(), x.rows(), n.n_outputs());
+  std::pair<Index, Index> bad{-1, -1};
+  {
+    py::gil_scoped_release release;
+    if (check_finite) bad = first_nonfinite(x);
+    if (bad.first < 0) {
+      ParamLock::SharedGuard reading(n.param_lock());
+      n.predict(x, out_map);
+    }
+  }
+  if (bad.first >= 0)
+    throw py::value_error("X contains NaN or infinity (first at row " +
+                          std::to_string(bad.first) + ", column " + std::to_string(bad.second) +
+                          ")");
+  return out;
+}
+
 template <class T>
 void register_network(py::module_& m, const char* name) {
   using Net = Network<T>;
@@ -295,6 +327,7 @@ void register_network(py::module_& m, const char* name) {
             LossResult<T> r;
             {
               py::gil_scoped_release release;
+              ParamLock::SharedGuard reading(n.param_lock());
               r = n.evaluate(x, targets);
             }
             return py::make_tuple(double(r.loss_sum), r.n_correct);
@@ -303,24 +336,39 @@ void register_network(py::module_& m, const char* name) {
       .def(
           "predict",
           [](Net& n, const py::array& X, bool check_finite) {
-            auto x = matrix_view<T>(X, "X", n.n_inputs());
-            py::array_t<T> out({x.rows(), n.n_outputs()});
-            MatrixMap<T> out_map(out.mutable_data(), x.rows(), n.n_outputs());
-            std::pair<Index, Index> bad{-1, -1};
-            {
-              py::gil_scoped_release release;
-              if (check_finite) bad = first_nonfinite(x);
-              if (bad.first < 0) n.predict(x, out_map);
-            }
-            if (bad.first >= 0)
-              throw py::value_error("X contains NaN or infinity (first at row " +
-                                    std::to_string(bad.first) + ", column " +
-                                    std::to_string(bad.second) + ")");
-            return out;
+            return predict_rows(n, matrix_view<T>(X, "X", n.n_inputs()), check_finite);
           },
           py::arg("X"), py::arg("check_finite") = false,
           "the output layer's activations a for each row of X; with check_finite, a NaN or "
-          "infinity in X raises ValueError naming its row and column");
+          "infinity in X raises ValueError naming its row and column")
+      .def(
+          "predict_if_ready",
+          [](Net& n, py::handle X) -> py::object {
+            if (!is_ready_features<T>(X, n.n_inputs())) return py::none();
+            return predict_rows(n, matrix_view<T>(py::reinterpret_borrow<py::array>(X), "X",
+                                                  n.n_inputs()),
+                                /*check_finite=*/true);
+          },
+          py::arg("X"),
+          "predict(X, check_finite=True) if X is already what the core takes, a C-contiguous "
+          "(n > 0, n_inputs) ndarray of the network's dtype, else None: inference's fast path, "
+          "without a Python-level check")
+      .def(
+          "lock_params",
+          [](Net& n, bool exclusive) {
+            // Another thread may hold the lock and need the GIL to finish and let go of it.
+            py::gil_scoped_release release;
+            if (exclusive) n.param_lock().lock();
+            else n.param_lock().lock_shared();
+          },
+          py::arg("exclusive"), "wait for the exclusive (training) or shared (reading) side")
+      .def(
+          "unlock_params",
+          [](Net& n, bool exclusive) {
+            if (exclusive) n.param_lock().unlock();
+            else n.param_lock().unlock_shared();
+          },
+          py::arg("exclusive"), "let go of the side taken by lock_params");
 }
 
 }  // namespace chainrule::bindings

@@ -18,6 +18,7 @@
 #include "dense.hpp"
 #include "loss.hpp"
 #include "optimizer.hpp"
+#include "param_lock.hpp"
 #include "random.hpp"
 
 namespace chainrule {
@@ -154,6 +155,9 @@ class Network {
   Index b_offset(std::size_t l) const { return b_offset_.at(l); }
   T* params() { return params_.data(); }
   T* grads() { return grads_.data(); }
+  // Guards the parameters between threads of the Python layer: the bindings hold the shared
+  // side around predict and evaluate, and Python the exclusive side around a training chunk.
+  ParamLock& param_lock() const { return *param_lock_; }
 
   ConstMatrixMap<T> W(std::size_t l) const {
     return ConstMatrixMap<T>(params_.data() + w_offset_[l], sizes_[l], sizes_[l + 1]);
@@ -478,6 +482,7 @@ class Network {
   Workspace<T> train_ws_;
   std::vector<double> layer_sum_sq_;  // per layer Σ g² from the last train_step's backward
   WorkspacePool<T> inference_workspaces_;
+  std::unique_ptr<ParamLock> param_lock_ = std::make_unique<ParamLock>();  // keeps Network movable
 };
 
 extern template class Network<float>;

@@ -72,13 +72,6 @@ def _convert(a, dtype, name):
     return converted
 
 
-def is_ready_features(X, n_features, dtype):
-    """Whether X is already a C-contiguous (n > 0, n_features) ndarray of dtype, which the core
-    takes as it is (finiteness aside): the cheap test of inference's fast path."""
-    return (type(X) is np.ndarray and X.dtype == dtype and X.ndim == 2 and X.shape[0] > 0
-            and X.shape[1] == n_features and X.flags.c_contiguous)
-
-
 def as_features(X, n_features, dtype, name="X"):
     """X as a C-contiguous (n, n_features) array of dtype; the same object when it already is.
 

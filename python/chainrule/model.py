@@ -11,7 +11,7 @@ import numpy as np
 
 from . import _core, optimizers
 from ._validation import (as_dtype, as_features, as_targets, check_network_size, finite_float,
-                          is_ready_features, positive_float, positive_int, seed_value)
+                          positive_float, positive_int, seed_value)
 from .history import History
 from .layers import Dense, Dropout
 from .progress import ProgressBar
@@ -27,22 +27,17 @@ _STATE_NAMES = {"sgd": ("momentum_buffer", None, None), "adam": ("exp_avg", "exp
 
 
 class _ParamLock:
-    """Many readers (predict, evaluate, save) or one writer (a training chunk, set_weights) of
-    the parameters at a time; waiting writers go first, so a stream of predictions cannot starve
-    training. fit holds the write side only while the core trains one chunk (about 50 ms).
+    """The core's lock on the parameters (cpp/chainrule/param_lock.hpp): many readers (predict,
+    evaluate, save) or one writer (a training chunk, set_weights) at a time; waiting writers go
+    first, so a stream of predictions cannot starve training. fit holds the write side only
+    while the core trains one chunk (about 50 ms). predict and evaluate take the read side in
+    C++, with the GIL released; ``with lock.read():`` and ``with lock.write():`` take it here."""
 
-    ``with lock.read():`` and ``with lock.write():`` take it. The sides are plain objects rather
-    than generator context managers: a single-sample prediction takes the read side, and there
-    the generator machinery cost more than the rest of the lock."""
+    __slots__ = ("_read_side", "_write_side")
 
-    def __init__(self):
-        self._mutex = threading.Lock()
-        self._cond = threading.Condition(self._mutex)
-        self._readers = 0
-        self._writing = False
-        self._writers_waiting = 0
-        self._read_side = _ReadSide(self)
-        self._write_side = _WriteSide(self)
+    def __init__(self, net):
+        self._read_side = _LockSide(net, exclusive=False)
+        self._write_side = _LockSide(net, exclusive=True)
 
     def read(self):
         return self._read_side
@@ -52,50 +47,17 @@ class _ParamLock:
 
 
 class _LockSide:
-    __slots__ = ("_lock",)
+    __slots__ = ("_net", "_exclusive")
 
-    def __init__(self, lock):
-        self._lock = lock
-
-
-class _ReadSide(_LockSide):
-    __slots__ = ()
+    def __init__(self, net, exclusive):
+        self._net = net
+        self._exclusive = exclusive
 
     def __enter__(self):
-        lock = self._lock
-        with lock._mutex:
-            while lock._writing or lock._writers_waiting:
-                lock._cond.wait()
-            lock._readers += 1
+        self._net.lock_params(self._exclusive)
 
     def __exit__(self, *exc):
-        lock = self._lock
-        with lock._mutex:
-            lock._readers -= 1
-            # Only writers wait for the readers to leave (readers wait only behind a writer).
-            if not lock._readers and lock._writers_waiting:
-                lock._cond.notify_all()
-
-
-class _WriteSide(_LockSide):
-    __slots__ = ()
-
-    def __enter__(self):
-        lock = self._lock
-        with lock._mutex:
-            lock._writers_waiting += 1
-            try:
-                while lock._writing or lock._readers:
-                    lock._cond.wait()
-            finally:
-                lock._writers_waiting -= 1
-            lock._writing = True
-
-    def __exit__(self, *exc):
-        lock = self._lock
-        with lock._mutex:
-            lock._writing = False
-            lock._cond.notify_all()
+        self._net.unlock_params(self._exclusive)
 
 
 @contextlib.contextmanager
@@ -183,7 +145,7 @@ class Sequential:
         self.schedule = None      # the schedule of the last fit (kept in model files)
         self.stop_training = False  # callbacks set it to end fit after the current epoch
         self._fit_lock = threading.Lock()
-        self._params_lock = _ParamLock()
+        self._params_lock = _ParamLock(self._net)
         # Where a fit interrupted by KeyboardInterrupt stopped inside its epoch; the next fit on
         # data of the same size finishes that epoch first (see docs/reliability.md).
         self._partial_epoch = None
@@ -493,8 +455,7 @@ class Sequential:
 
     # ----- inference -----------------------------------------------------------------------
     def _evaluate(self, X, Y):
-        with self._params_lock.read():
-            loss_sum, n_correct = self._net.evaluate(X, Y)
+        loss_sum, n_correct = self._net.evaluate(X, Y)  # under the parameters' read lock
         logs = {"loss": loss_sum / X.shape[0]}
         if self.is_classifier:
             logs["accuracy"] = n_correct / X.shape[0]
@@ -507,13 +468,10 @@ class Sequential:
 
     def forward(self, X):
         """The output layer's activations a, shape (n, n_out)."""
-        if is_ready_features(X, self.layers[0].n_in, self.dtype):
-            # Already what the core takes: it checks finiteness itself, in the same call.
-            with self._params_lock.read():
-                return self._net.predict(X, True)
-        X = self._features(X)
-        with self._params_lock.read():
-            return self._net.predict(X)
+        # Both calls take the parameters' read lock in C++. The first returns None unless X is
+        # already what the core takes; it checks finiteness itself, in the same call.
+        a = self._net.predict_if_ready(X)
+        return a if a is not None else self._net.predict(self._features(X))
 
     def predict_proba(self, X):
         """Class probabilities: softmax outputs, or sigmoid outputs for binary cross-entropy."""

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -157,6 +158,38 @@ def test_inference_fast_path_agrees_with_the_converting_path():
             model.predict_proba(variant)
         messages.append(str(info.value))
     assert messages[0] == messages[1] and "row 7, column 3" in messages[0]
+
+
+def test_only_what_the_core_takes_as_it_is_goes_the_fast_path():
+    """predict_if_ready answers None, and leaves the input to the converting path, for anything
+    but a C-contiguous (n > 0, n_inputs) ndarray of the network's dtype."""
+    model = cr.Sequential([cr.Dense(5, 3)], seed=0)
+    X = np.random.default_rng(1).random((4, 5), dtype=np.float32)
+    np.testing.assert_array_equal(model._net.predict_if_ready(X), model._net.predict(X))
+    not_ready = [X.astype(np.float64), X.astype(">f4"), np.asfortranarray(X), X[:, :4],
+                 X[:0], X[0], X.tolist(), np.ma.masked_array(X)]
+    for candidate in not_ready:
+        assert model._net.predict_if_ready(candidate) is None, candidate
+    # A strided view is refused here although the core could take it: the converting path
+    # copies it, as it did before the fast path existed.
+    assert model._net.predict_if_ready(np.ones((4, 10), np.float32)[:, ::2]) is None
+
+
+def test_predict_waits_for_a_training_chunk_holding_the_parameters():
+    """The read side that predict takes in C++ is the lock Python's write side holds."""
+    model = cr.Sequential([cr.Dense(5, 3)], seed=0)
+    X = np.ones((2, 5), np.float32)
+    done = threading.Event()
+
+    def predict():
+        model.predict_proba(X)
+        done.set()
+    with model._params_lock.write():
+        thread = threading.Thread(target=predict)
+        thread.start()
+        assert not done.wait(0.2), "predict ran while the write side was held"
+    assert done.wait(30)
+    thread.join()
 
 
 def _thread_env_in_subprocess(**env_values):
