@@ -6,6 +6,7 @@
 // batch uses their top rows, so a training step allocates nothing.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -17,6 +18,7 @@
 
 #include "dense.hpp"
 #include "loss.hpp"
+#include "one_row_forward.hpp"
 #include "optimizer.hpp"
 #include "param_lock.hpp"
 #include "random.hpp"
@@ -34,6 +36,10 @@ struct Workspace {
   std::vector<bool> dropout_active;
   Matrix<T> x, y;                  // gathered batch inputs (cap, n_in) and targets (cap, n_out)
   std::vector<std::int32_t> labels;
+  // Inference of one row (one_row_forward.hpp): the partial rows of its segments, and the
+  // order in which the next call reads W, the reverse of the last one.
+  std::vector<T> one_row_scratch;
+  bool one_row_backwards = false;
 };
 
 // Workspaces for predict and evaluate, kept between calls so that inference allocates nothing
@@ -429,8 +435,16 @@ class Network {
       ws.dropout_active[l] = false;
       auto a = ws.a[l].topRows(B);
       auto z = output_z && l == L ? ws.z[l].topRows(B) : a;
-      dense_forward<T>(layer_input(x, ws, l, B), W(l), b(l), activations_[l], leaky_slope_, z, a);
+      const ConstMatrixRef<T> a_prev = layer_input(x, ws, l, B);
+      if (B == 1 && one_row_forward_fits<T>(sizes_[l], sizes_[l + 1])) {
+        one_row_forward<T>(a_prev.data(), W(l), b(l).data(), z.data(), ws.one_row_scratch.data(),
+                           ws.one_row_backwards);
+        activation_forward<T>(activations_[l], leaky_slope_, z, a);
+      } else {
+        dense_forward<T>(a_prev, W(l), b(l), activations_[l], leaky_slope_, z, a);
+      }
     }
+    ws.one_row_backwards = !ws.one_row_backwards;
   }
 
   // Sizes an inference workspace (predict, evaluate): each layer's a, and the output layer's z
@@ -446,6 +460,11 @@ class Network {
     for (std::size_t l = 0; l < L; ++l) ws.a[l].resize(B, sizes_[l + 1]);
     ws.z[L - 1].resize(B, n_outputs());
     ws.delta[L - 1].resize(B, n_outputs());
+    Index scratch = 0;
+    for (std::size_t l = 0; l < L; ++l)
+      if (one_row_forward_fits<T>(sizes_[l], sizes_[l + 1]))
+        scratch = std::max(scratch, one_row_scratch_size(sizes_[l], sizes_[l + 1]));
+    ws.one_row_scratch.resize(std::size_t(scratch));
   }
 
   // The input of layer l: x for the first layer, else the previous layer's (dropped-out) output.
