@@ -93,7 +93,8 @@ void one_row_forward(const T* x, const ConstMatrixMap<T>& W, const T* b, T* z, T
   }
   for (Index j = 0; j < cols; j += P) {
     SimdPacket<T> sum = ploadu<SimdPacket<T>>(scratch + j);
-    for (Index s = 1; s < segments; ++s) sum = padd(sum, ploadu<SimdPacket<T>>(scratch + s * cols + j));
+    for (Index s = 1; s < segments; ++s)
+      sum = padd(sum, ploadu<SimdPacket<T>>(scratch + s * cols + j));
     pstoreu(z + j, padd(sum, ploadu<SimdPacket<T>>(b + j)));
   }
 }

@@ -175,6 +175,18 @@ def test_only_what_the_core_takes_as_it_is_goes_the_fast_path():
     assert model._net.predict_if_ready(np.ones((4, 10), np.float32)[:, ::2]) is None
 
 
+def test_one_row_predictions_repeat_bit_for_bit():
+    """One row takes the core's one-row kernel, which reads W's segments forwards and backwards
+    on alternate calls: the bits must not depend on that, and must match the batch's values."""
+    model = cr.Sequential([cr.Dense(300, 64), cr.Dense(64, 32), cr.Dense(32, 10)], seed=0)
+    X = np.random.default_rng(2).random((3, 300), dtype=np.float32)
+    batch = model.predict_proba(X)
+    for row in range(len(X)):
+        calls = [model.predict_proba(X[row:row + 1]) for _ in range(3)]
+        assert np.array_equal(calls[0], calls[1]) and np.array_equal(calls[1], calls[2])
+        np.testing.assert_allclose(calls[0][0], batch[row], rtol=1e-5, atol=1e-7)
+
+
 def test_predict_waits_for_a_training_chunk_holding_the_parameters():
     """The read side that predict takes in C++ is the lock Python's write side holds."""
     model = cr.Sequential([cr.Dense(5, 3)], seed=0)
