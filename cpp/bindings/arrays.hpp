@@ -6,11 +6,11 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
-#include <cmath>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "chainrule/finite.hpp"
 #include "chainrule/loss.hpp"
 #include "chainrule/types.hpp"
 
@@ -29,11 +29,18 @@ inline std::string shape_of(const py::array& a) {
   return s + (a.ndim() == 1 ? ",)" : ")");
 }
 
+// Whether a holds values of T. Equivalence, not identity of the dtype objects: an unpickled
+// array's dtype is an equal but separate object.
+template <class T>
+bool has_dtype(const py::array& a) {
+  return py::detail::npy_api::get().PyArray_EquivTypes_(a.dtype().ptr(), py::dtype::of<T>().ptr());
+}
+
 // A (rows, cols) map onto a 2-D array of T whose rows are contiguous (any row stride).
 template <class T>
 Eigen::Map<const Matrix<T>, 0, Eigen::OuterStride<>> matrix_view(const py::array& a,
                                                                  const char* name, Index cols) {
-  if (!a.dtype().is(py::dtype::of<T>()))
+  if (!has_dtype<T>(a))
     throw py::type_error(std::string(name) + " must have dtype " + dtype_name<T>() + ", got " +
                          std::string(py::str(a.dtype())));
   if (a.ndim() != 2)
@@ -53,13 +60,10 @@ Eigen::Map<const Matrix<T>, 0, Eigen::OuterStride<>> matrix_view(const py::array
 
 // (row, column) of the first NaN or infinity in x, or (-1, -1) if every value is finite.
 template <class Xpr>
-std::pair<Index, Index> first_nonfinite(const Xpr& x) {
-  using T = typename Xpr::Scalar;
+std::pair<Index, Index> first_nonfinite_cell(const Xpr& x) {
   for (Index r = 0; r < x.rows(); ++r) {
-    // v·0 is 0 for finite v and NaN for NaN or ±inf; the sum vectorises, unlike allFinite().
-    if ((x.row(r).array() * T(0)).sum() == T(0)) continue;
-    for (Index c = 0; c < x.cols(); ++c)
-      if (!std::isfinite(x(r, c))) return {r, c};
+    const Index c = chainrule::first_nonfinite(x.row(r).data(), x.cols());
+    if (c >= 0) return {r, c};
   }
   return {-1, -1};
 }
@@ -68,7 +72,7 @@ std::pair<Index, Index> first_nonfinite(const Xpr& x) {
 template <class T>
 Targets<T> targets_view(const py::array& y, Index n, Index n_out, bool labels_allowed) {
   Targets<T> t;
-  if (y.ndim() == 1 && y.dtype().is(py::dtype::of<std::int32_t>())) {
+  if (y.ndim() == 1 && has_dtype<std::int32_t>(y)) {
     if (!labels_allowed)
       throw py::value_error("integer labels need the cross_entropy loss; pass a 2-D float array");
     if (y.shape(0) != n)

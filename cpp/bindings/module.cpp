@@ -4,6 +4,7 @@
 #include "gemm_binding.hpp"
 #include "network_binding.hpp"
 #include "runtime_binding.hpp"
+#include "validation_binding.hpp"
 
 // The same sources are compiled once per instruction-set level, each as its own module
 // (_core, _core_v3, ...): CMake sets the module's name and the level it was compiled for.
@@ -22,4 +23,5 @@ PYBIND11_MODULE(CHAINRULE_MODULE_NAME, m) {
   chainrule::bindings::register_gemm<float>(m);
   chainrule::bindings::register_gemm<double>(m);
   chainrule::bindings::register_runtime(m);
+  chainrule::bindings::register_validation(m);
 }

@@ -53,7 +53,7 @@ bool is_ready_features(py::handle X, Index n_inputs) {
   if (Py_TYPE(X.ptr()) != api.PyArray_Type_) return false;
   const auto a = py::reinterpret_borrow<py::array>(X);
   return a.ndim() == 2 && a.shape(0) > 0 && a.shape(1) == n_inputs &&
-         (a.flags() & py::array::c_style) && a.dtype().is(py::dtype::of<T>());
+         (a.flags() & py::array::c_style) && has_dtype<T>(a);
 }
 
 // a of the output layer for each row of x, under the shared side of the parameter lock.
@@ -64,7 +64,7 @@ py::array_t<T> predict_rows(Network<T>& n, const Rows& x, bool check_finite) {
   std::pair<Index, Index> bad{-1, -1};
   {
     py::gil_scoped_release release;
-    if (check_finite) bad = first_nonfinite(x);
+    if (check_finite) bad = first_nonfinite_cell(x);
     if (bad.first < 0) {
       ParamLock::SharedGuard reading(n.param_lock());
       n.predict(x, out_map);

@@ -4,6 +4,8 @@ import os
 
 import numpy as np
 
+from . import _core
+
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
@@ -19,7 +21,10 @@ def as_dtype(dtype):
 
 
 def _first_nonfinite(a):
-    bad = np.argwhere(~np.isfinite(a))[0]
+    if _core_checks(a):
+        bad = np.unravel_index(_core.first_nonfinite(a), a.shape)
+    else:
+        bad = np.argwhere(~np.isfinite(a))[0]
     return tuple(int(i) for i in bad)
 
 
@@ -27,12 +32,21 @@ def _place(where):
     return f"row {where[0]}, column {where[1]}" if len(where) == 2 else f"index {where[0]}"
 
 
+def _core_checks(a):
+    """Whether the core's one-pass test takes a (C-contiguous float32 or float64)."""
+    return (a.dtype in (np.float32, np.float64) and a.flags.c_contiguous and a.ndim > 0
+            and a.size > 0)
+
+
 def _all_finite(a):
     """Whether every element of the float array a is finite, without a temporary of a's size.
 
-    NaN propagates through max and min, and an infinity makes max - min infinite, so a finite
+    The core tests float32 and float64 in one pass (cpp/chainrule/finite.hpp). Otherwise: NaN
+    propagates through max and min, and an infinity makes max - min infinite, so a finite
     max - min proves every element finite; only when it is not (which finite extremes of opposite
     sign can also cause, by overflowing) is the exact element-wise test run."""
+    if _core_checks(a):
+        return _core.first_nonfinite(a) < 0
     if a.size < 1 << 14:  # small: the exact test is as fast and needs no fallback
         return bool(np.isfinite(a).all())
     with np.errstate(over="ignore", invalid="ignore"):

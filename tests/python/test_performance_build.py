@@ -1,6 +1,7 @@
 """The performance build: ISA dispatch and thread-count-independent (bit-identical) training."""
 
 import os
+import pickle
 import subprocess
 import sys
 import threading
@@ -166,6 +167,10 @@ def test_only_what_the_core_takes_as_it_is_goes_the_fast_path():
     model = cr.Sequential([cr.Dense(5, 3)], seed=0)
     X = np.random.default_rng(1).random((4, 5), dtype=np.float32)
     np.testing.assert_array_equal(model._net.predict_if_ready(X), model._net.predict(X))
+    # An unpickled array's dtype is a separate object, equal to float32: still ready.
+    unpickled = pickle.loads(pickle.dumps(X))
+    np.testing.assert_array_equal(model._net.predict_if_ready(unpickled), model._net.predict(X))
+    assert cr._core.first_nonfinite(unpickled) == -1
     not_ready = [X.astype(np.float64), X.astype(">f4"), np.asfortranarray(X), X[:, :4],
                  X[:0], X[0], X.tolist(), np.ma.masked_array(X)]
     for candidate in not_ready:

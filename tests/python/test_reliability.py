@@ -91,6 +91,29 @@ def test_bad_fit_input_gets_a_clear_exception(case):
     assert len(model.history.epoch) == 0
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_first_nonfinite_value_is_found_wherever_it_is(dtype):
+    """The core's one-pass test (blocks of 4096 values) against numpy's, at block edges, for
+    C-contiguous arrays, and numpy's own path for the others."""
+    from chainrule._validation import _all_finite, _first_nonfinite
+    big = np.finfo(dtype).max
+    base = np.random.default_rng(3).normal(size=(5000, 7)).astype(dtype)
+    base[0, 0], base[1, 1] = big, -big  # finite, although max - min overflows
+    assert _all_finite(base) and _all_finite(base.T)
+    for flat in (0, 4095, 4096, 8191, 20000, base.size - 1):
+        for bad in (np.nan, np.inf, -np.inf):
+            X = base.copy()
+            X.flat[flat] = bad
+            expected = tuple(int(i) for i in np.argwhere(~np.isfinite(X))[0])
+            for candidate, where in ((X, expected), (X.ravel(), (flat,)),
+                                     (X.T, expected[::-1])):  # X.T: numpy's path
+                assert not _all_finite(candidate)
+                assert _first_nonfinite(candidate) == where
+    assert cr._core.first_nonfinite(np.zeros(0, dtype)) == -1
+    with pytest.raises(TypeError, match="float32 or float64"):
+        cr._core.first_nonfinite(np.zeros(3, np.float16))
+
+
 BAD_MODELS = [
     ("unknown activation", lambda: cr.Sequential([cr.Dense(3, 4, activation="relux"),
                                                    cr.Dense(4, 2)]), ValueError,
