@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "chainrule/finite.hpp"
+#include "chainrule/threads.hpp"
 
 using chainrule::first_nonfinite;
 using chainrule::Index;
@@ -31,4 +32,19 @@ TEST(FirstNonfinite, FiniteExtremesAreFinite) {
   v[4] = -0.0;
   EXPECT_EQ(first_nonfinite(v.data(), Index(v.size())), -1);
   EXPECT_EQ(first_nonfinite(v.data(), 0), -1);
+}
+
+// A training set's worth of values is shared among threads: the smallest index still wins,
+// whichever thread's run it lies in.
+TEST(FirstNonfinite, SharedAmongThreadsTheFirstStillWins) {
+  const int saved = chainrule::get_num_threads();
+  chainrule::set_num_threads(2);
+  std::vector<float> v(3 << 20, 0.25f);
+  EXPECT_EQ(first_nonfinite(v.data(), Index(v.size())), -1);
+  const Index late = Index(v.size()) - 5, early = 7000;
+  v[late] = std::numeric_limits<float>::infinity();
+  EXPECT_EQ(first_nonfinite(v.data(), Index(v.size())), late);
+  v[early] = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_EQ(first_nonfinite(v.data(), Index(v.size())), early);
+  chainrule::set_num_threads(saved);
 }
