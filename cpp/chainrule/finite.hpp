@@ -38,17 +38,22 @@ Index first_nonfinite(const T* data, Index n) {
   const Index blocks = (n + detail::kFiniteBlock - 1) / detail::kFiniteBlock;
   constexpr Index kMinParallel = Index(1) << 20;  // values; below, one pass takes < 0.2 ms
   const int threads = n >= kMinParallel ? get_num_threads() : 1;
+  if (threads == 1) {  // not even an inactive parallel region: predict checks row by row
+    for (Index b = 0; b < blocks; ++b) {
+      const Index i = detail::first_nonfinite_in_block(data, n, b);
+      if (i >= 0) return i;
+    }
+    return -1;
+  }
   Index found = n;
 #ifdef _OPENMP
-#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static) \
-    reduction(min : found)
+#pragma omp parallel for num_threads(threads) schedule(static) reduction(min : found)
 #endif
   for (Index b = 0; b < blocks; ++b) {
     if (found < n) continue;  // this thread's run already has one, at a smaller index
     const Index i = detail::first_nonfinite_in_block(data, n, b);
     if (i >= 0) found = i;
   }
-  (void)threads;
   return found < n ? found : -1;
 }
 
