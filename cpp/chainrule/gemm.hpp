@@ -149,15 +149,7 @@ void gemm(Dst&& dst, const Lhs& lhs, const Rhs& rhs, T alpha, bool accumulate) {
       detail::gemm_serial(dst.middleCols(start, len), lhs, rhs.middleCols(start, len), alpha,
                           accumulate);
   };
-  const int threads = static_cast<int>(std::min<Index>(get_num_threads(), s.count));
-  if (threads <= 1) {
-    for (Index i = 0; i < s.count; ++i) block(i);
-    return;
-  }
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(threads) schedule(static)
-#endif
-  for (Index i = 0; i < s.count; ++i) block(i);
+  parallel_for(s.count, static_cast<int>(std::min<Index>(get_num_threads(), s.count)), block);
 }
 
 // z = lhs·rhs + b (b added to every row) and, if relu is given, relu = max(z, 0), where relu may

@@ -344,11 +344,7 @@ class Network {
   static void gather_rows(const ConstMatrixRef<T>& X, const std::int64_t* rows, Index count,
                           Matrix<T>& out) {
     const int threads = count * X.cols() >= kMinParallelCopy ? get_num_threads() : 1;
-    (void)threads;
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
-#endif
-    for (Index i = 0; i < count; ++i) out.row(i) = X.row(rows[i]);
+    parallel_for(count, threads, [&](Index i) { out.row(i) = X.row(rows[i]); });
   }
   static constexpr Index kMinParallelCopy = 1 << 16;  // values; below, a parallel region costs more
 

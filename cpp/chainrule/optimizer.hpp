@@ -11,10 +11,6 @@
 #include "threads.hpp"
 #include "types.hpp"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #if defined(__SSE__) || defined(_M_X64)
 #include <xmmintrin.h>
 #define CHAINRULE_HAS_MXCSR 1
@@ -141,19 +137,11 @@ class Optimizer {
   void step(T* params, const T* grads, Index n, T lr) {
     ++step_;
     const int threads = n >= kMinParallelUpdate ? get_num_threads() : 1;
-    (void)threads;
-#ifdef _OPENMP
-#pragma omp parallel num_threads(threads) if (threads > 1)
-#endif
-    {
-      Index begin = 0, end = n;
-#ifdef _OPENMP
-      const Index part = omp_get_thread_num(), parts = omp_get_num_threads();
-      begin = n * part / parts / 16 * 16;  // 64-byte aligned parts for float
-      end = part + 1 == parts ? n : n * (part + 1) / parts / 16 * 16;
-#endif
+    parallel_for(threads, threads, [&](Index part) {  // one contiguous part per thread
+      const Index begin = n * part / threads / 16 * 16;  // 64-byte aligned parts for float
+      const Index end = part + 1 == threads ? n : n * (part + 1) / threads / 16 * 16;
       update(params, grads, begin, end, lr);
-    }
+    });
   }
 
  private:

@@ -391,41 +391,51 @@ void gemm(Index m, Index n, Index k, const View<T>& a, const View<T>& b, T* c, I
   T* const pack_a_to = packed.a.data();
   T* const pack_b_to = packed.b.data();
   threads = int(std::max<Index>(1, std::min<Index>(threads, p.items())));
-  (void)threads;
+  // Pack slice [k0, k0 + kc)'s panel q: B's panels first, then A's.
+  auto pack_panel = [&](Index q, Index k0, Index kc) {
+    if (q < p.b_panels) {
+      if (p.b_panel_packed(q))
+        pack_b_panel(b, k0, kc, q * NR, std::min<Index>(NR, n - q * NR), pack_b_to + q * NR * kc);
+    } else if (const Index qa = q - p.b_panels; qa >= p.a_in_place) {
+      pack_a_panel(a, qa * MR, std::min<Index>(MR, m - qa * MR), k0, kc,
+                   pack_a_to + (qa - p.a_in_place) * MR * kc);
+    }
+  };
+  // Work item: a row block times a group of B panels. Within one, each B panel stays in L1
+  // while the micro-kernel walks down the row block.
+  auto run_item = [&](Index item, Index k0, Index kc) {
+    const bool acc = accumulate || k0 > 0;  // later slices add to the earlier ones
+    const Epilogue<T>* ep = k0 + kc == k ? epilogue : nullptr;
+    const Index i0 = (item / p.col_groups) * p.mc, i_end = std::min(m, i0 + p.mc);
+    const Index j0 = (item % p.col_groups) * kGroupPanels * NR;
+    const Index j_end = std::min(n, j0 + kGroupPanels * NR);
+    for (Index j = j0; j < j_end; j += NR)
+      for (Index i = i0; i < i_end; i += MR)
+        run_tile(p, i, j, k0, kc, a, b, packed_a, packed_b, c, ldc, alpha, acc, ep);
+  };
+  if (threads == 1) {  // no parallel region (threads.hpp: parallel_for)
+    for (Index k0 = 0; k0 < k; k0 += p.kc) {
+      const Index kc = std::min(p.kc, k - k0);
+      for (Index q = 0; q < p.b_panels + p.a_panels; ++q) pack_panel(q, k0, kc);
+      for (Index item = 0; item < p.items(); ++item) run_item(item, k0, kc);
+    }
+    return;
+  }
 #ifdef _OPENMP
-#pragma omp parallel num_threads(threads) if (threads > 1)
+#pragma omp parallel num_threads(threads)
 #endif
   for (Index k0 = 0; k0 < k; k0 += p.kc) {
     const Index kc = std::min(p.kc, k - k0);
-    const bool acc = accumulate || k0 > 0;  // later slices add to the earlier ones
-    const Epilogue<T>* ep = k0 + kc == k ? epilogue : nullptr;
-    // Pack this slice's panels: B's, then A's. Each loop ends with a barrier, so no thread
-    // reads a panel before it is complete, nor overwrites one still in use.
+    // Each loop ends with a barrier, so no thread reads a panel before it is complete, nor
+    // overwrites one still in use.
 #ifdef _OPENMP
 #pragma omp for schedule(static)
 #endif
-    for (Index q = 0; q < p.b_panels + p.a_panels; ++q) {
-      if (q < p.b_panels) {
-        if (p.b_panel_packed(q))
-          pack_b_panel(b, k0, kc, q * NR, std::min<Index>(NR, n - q * NR), pack_b_to + q * NR * kc);
-      } else if (const Index qa = q - p.b_panels; qa >= p.a_in_place) {
-        pack_a_panel(a, qa * MR, std::min<Index>(MR, m - qa * MR), k0, kc,
-                     pack_a_to + (qa - p.a_in_place) * MR * kc);
-      }
-    }
-    // Work items: a row block times a group of B panels. Within one, each B panel stays in L1
-    // while the micro-kernel walks down the row block.
+    for (Index q = 0; q < p.b_panels + p.a_panels; ++q) pack_panel(q, k0, kc);
 #ifdef _OPENMP
 #pragma omp for schedule(dynamic, 1)
 #endif
-    for (Index item = 0; item < p.items(); ++item) {
-      const Index i0 = (item / p.col_groups) * p.mc, i_end = std::min(m, i0 + p.mc);
-      const Index j0 = (item % p.col_groups) * kGroupPanels * NR;
-      const Index j_end = std::min(n, j0 + kGroupPanels * NR);
-      for (Index j = j0; j < j_end; j += NR)
-        for (Index i = i0; i < i_end; i += MR)
-          run_tile(p, i, j, k0, kc, a, b, packed_a, packed_b, c, ldc, alpha, acc, ep);
-    }
+    for (Index item = 0; item < p.items(); ++item) run_item(item, k0, kc);
   }
 }
 

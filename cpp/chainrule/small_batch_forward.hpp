@@ -106,11 +106,7 @@ void small_batch_forward(const ConstMatrixRef<T>& x, const ConstMatrixMap<T>& W,
   };
   const bool small = double(rows) * double(cols) * double(depth) < kMinParallelWork;
   const int threads = small ? 1 : int(std::min<Index>(get_num_threads(), n_panels));
-  (void)threads;
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
-#endif
-  for (Index p = 0; p < n_panels; ++p) panel(p);
+  parallel_for(n_panels, threads, panel);
 }
 
 }  // namespace chainrule

@@ -140,13 +140,10 @@ T weight_gradient(const ConstMatrixRef<T>& a_prev, const ConstMatrixRef<T>& delt
   if (n_blocks <= 1) return rows_block(0, rows);
   const bool small = double(rows) * work_per_row < kMinParallelWork;
   const int threads = small ? 1 : int(std::min<Index>(get_num_threads(), n_blocks));
-  (void)threads;
   T sums[kMaxBlocks];
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
-#endif
-  for (Index q = 0; q < n_blocks; ++q)
+  parallel_for(n_blocks, threads, [&](Index q) {
     sums[q] = rows_block(q * block, std::min(rows, (q + 1) * block));
+  });
   T total = 0;
   for (Index q = 0; q < n_blocks; ++q) total += sums[q];
   return total;
