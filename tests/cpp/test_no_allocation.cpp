@@ -97,13 +97,18 @@ TEST(CountAllocations, SeesAllocationsFromEveryPath) {
 #ifndef CHAINRULE_COUNTS_MALLOC
   GTEST_SKIP() << "counting allocations needs glibc";
 #else
+  // The pointers escape through a volatile, so the compiler cannot drop the allocations.
+  static const void* volatile escaped;
   CountAllocations count;
-  std::vector<int> v(100);
-  Matrix<float> m(64, 64);
+  std::vector<int> v(100);  // operator new
+  escaped = v.data();
+  Matrix<float> m(64, 64);  // Eigen's aligned allocator
+  escaped = m.data();
   void* p = nullptr;
   ASSERT_EQ(posix_memalign(&p, 64, 256), 0);
+  escaped = p;
   std::free(p);
-  EXPECT_EQ(count.stop(), 3) << v.size() << m.size();
+  EXPECT_EQ(count.stop(), 3);
 #endif
 }
 
@@ -119,6 +124,9 @@ class NoAllocation : public ::testing::TestWithParam<Case> {
 };
 
 TEST_P(NoAllocation, WarmTrainingAndPredictionAllocateNothing) {
+#ifndef CHAINRULE_COUNTS_MALLOC
+  GTEST_SKIP() << "counting allocations needs glibc";
+#endif
   const Case c = GetParam();
   chainrule::set_num_threads(c.threads);
   const Index n = 2 * c.batch + 7;  // two full batches and a partial one
