@@ -327,6 +327,40 @@ TEST(OptimizerThreads, TwoThreadsGiveTheSameBitsAsOne) {
   chainrule::set_num_threads(threads_before);
 }
 
+// The update loops are vectorized, with scalar iterations for what is left over. Each element
+// must come out the same either way (else the bits would depend on where a thread's part
+// starts): a long buffer against the same values updated one element at a time, where only
+// scalar code runs. Built at every ISA level, so for each vector width.
+template <class T>
+void expect_same_bits_for_one_element_at_a_time(const OptimizerConfig& config) {
+  const Index n = 1003;  // a remainder for every vector width
+  std::vector<T> whole(static_cast<std::size_t>(n)), grads(whole.size());
+  for (Index i = 0; i < n; ++i) whole[std::size_t(i)] = T(std::sin(0.7 * double(i)));
+  std::vector<T> single = whole;
+  Optimizer<T> opt(config, n);
+  std::vector<Optimizer<T>> one_each(whole.size(), Optimizer<T>(config, 1));
+  for (int t = 0; t < 4; ++t) {
+    for (Index i = 0; i < n; ++i) grads[std::size_t(i)] = T(std::cos(0.3 * double(i + 5 * t)));
+    opt.step(whole.data(), grads.data(), n, T(0.01));
+    for (std::size_t i = 0; i < whole.size(); ++i) one_each[i].step(&single[i], &grads[i], 1, T(0.01));
+  }
+  Index differ = 0;
+  for (std::size_t i = 0; i < whole.size(); ++i) differ += whole[i] != single[i];
+  EXPECT_EQ(differ, 0) << "of " << n << " parameters";
+  EXPECT_NE(whole[10], T(std::sin(7.0)));  // the parameters did move
+}
+
+TEST_P(OptimizerRule, VectorAndScalarIterationsGiveTheSameBits) {
+  {
+    SCOPED_TRACE("float");
+    expect_same_bits_for_one_element_at_a_time<float>(GetParam().config);
+  }
+  {
+    SCOPED_TRACE("double");
+    expect_same_bits_for_one_element_at_a_time<double>(GetParam().config);
+  }
+}
+
 TEST(OptimizerConfigCheck, RejectsInvalidHyperParameters) {
   auto rejects = [](auto modify) {
     OptimizerConfig c;
