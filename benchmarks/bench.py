@@ -1,7 +1,9 @@
 """Side-by-side training and inference speed: chainrule vs PyTorch (CPU) vs scikit-learn.
 
 All three train the same dense nets (ReLU hidden layers, softmax + cross-entropy output,
-SGD with momentum 0.9, no weight decay) on the same random float data, in this one process.
+SGD with momentum 0.9, no weight decay) on the same random float data, in this one process;
+a second table trains with Adam, the default of scikit-learn's MLPClassifier and of many
+tutorials.
 Every point is measured --repeats times, the libraries taking turns, and the median is
 reported. The script also measures the machine's single-thread float32 GEMM peak (numpy/OpenBLAS,
 torch and chainrule's own core, 1024^3, best of several runs, before and after the training rows;
@@ -18,7 +20,7 @@ Run (from the repository root, after `pip install ".[bench]"`):
 
     python benchmarks/bench.py                 # everything, ~2 minutes on 2 cores
     python benchmarks/bench.py --quick         # fewer samples and repeats
-    python benchmarks/bench.py --only train    # or: threads, small, inference, sklearn64
+    python benchmarks/bench.py --only train    # or: threads, small, inference, sklearn64, adam
 
 OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE, if set in the environment, change OpenBLAS's kernels; unset
 them for this command only to measure numpy/torch at their best.
@@ -37,6 +39,7 @@ SIZES_MNIST = [784, 256, 128, 10]
 SIZES_SMALL = [64, 32, 10]
 LR = 0.01
 MOMENTUM = 0.9
+ADAM_LR = 0.001  # Adam's default everywhere; betas (0.9, 0.999), eps 1e-8 are the defaults too
 
 
 def executed_flops(sizes, batch):
@@ -137,20 +140,21 @@ def two_core_gemm_scaling(repeats, n=512, calls=20):
 
 
 # ----- the three trainers ----------------------------------------------------------------------
-def chainrule_trainer(sizes, dtype, batch, threads):
+def chainrule_trainer(sizes, dtype, batch, threads, optimizer):
     import chainrule as cr
 
     cr.set_num_threads(threads)
     layers = [cr.Dense(a, b) for a, b in zip(sizes, sizes[1:])]
-    model = cr.Sequential(layers, loss="cross_entropy", dtype=dtype, seed=0,
-                          optimizer=cr.optimizers.SGD(lr=LR, momentum=MOMENTUM))
+    opt = (cr.optimizers.Adam(lr=ADAM_LR) if optimizer == "adam"
+           else cr.optimizers.SGD(lr=LR, momentum=MOMENTUM))
+    model = cr.Sequential(layers, loss="cross_entropy", dtype=dtype, seed=0, optimizer=opt)
 
     def run(X, y):
         model.fit(X, y, epochs=1, batch_size=batch, verbose=0)
     return run
 
 
-def torch_trainer(sizes, dtype, batch, threads):
+def torch_trainer(sizes, dtype, batch, threads, optimizer):
     import torch
 
     torch.set_num_threads(threads)
@@ -162,7 +166,8 @@ def torch_trainer(sizes, dtype, batch, threads):
         if i < len(sizes) - 2:
             mods.append(torch.nn.ReLU())
     net = torch.nn.Sequential(*mods)
-    opt = torch.optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM)
+    opt = (torch.optim.Adam(net.parameters(), lr=ADAM_LR) if optimizer == "adam"
+           else torch.optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM))
     loss_fn = torch.nn.CrossEntropyLoss()
     gen = torch.Generator().manual_seed(0)
 
@@ -179,14 +184,15 @@ def torch_trainer(sizes, dtype, batch, threads):
     return run
 
 
-def sklearn_trainer(sizes, dtype, batch, threads):
+def sklearn_trainer(sizes, dtype, batch, threads, optimizer):
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPClassifier
     from threadpoolctl import threadpool_limits
 
     def run(X, y):
         clf = MLPClassifier(hidden_layer_sizes=tuple(sizes[1:-1]), activation="relu",
-                            solver="sgd", alpha=0.0, batch_size=batch, learning_rate_init=LR,
+                            solver=optimizer, alpha=0.0, batch_size=batch,
+                            learning_rate_init=ADAM_LR if optimizer == "adam" else LR,
                             momentum=MOMENTUM, nesterovs_momentum=False, max_iter=1,
                             shuffle=True, random_state=0, tol=0.0)
         with warnings.catch_warnings(), threadpool_limits(threads):
@@ -198,10 +204,10 @@ def sklearn_trainer(sizes, dtype, batch, threads):
 TRAINERS = {"chainrule": chainrule_trainer, "torch": torch_trainer, "sklearn": sklearn_trainer}
 
 
-def measure_training(libs, sizes, dtype, batch, threads, X, y, repeats):
+def measure_training(libs, sizes, dtype, batch, threads, X, y, repeats, optimizer="sgd"):
     """{lib: samples/s}, the median of `repeats` epochs each. The libraries take turns, one
     epoch each per round, so that a slow spell of a noisy machine hits all of them alike."""
-    runs = {lib: TRAINERS[lib](sizes, dtype, batch, threads) for lib in libs}
+    runs = {lib: TRAINERS[lib](sizes, dtype, batch, threads, optimizer) for lib in libs}
     warm = max(batch * 4, 512)
     for run in runs.values():
         run(X[:warm], y[:warm])  # warm-up (allocations, caches)
@@ -272,7 +278,7 @@ def main():
                    help="samples trained per measurement (rows of the 60000x784 data)")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--quick", action="store_true", help="10000 samples, 3 repeats")
-    p.add_argument("--only", default="train,threads,small,inference,sklearn64",
+    p.add_argument("--only", default="train,threads,small,inference,sklearn64,adam",
                    help="comma-separated sections")
     p.add_argument("--libs", default="chainrule,torch,sklearn")
     args = p.parse_args()
@@ -324,12 +330,12 @@ def main():
     header = ["net", "dtype", "batch", "thr", "library", "samples/s", "GFLOP/s exec (nominal)",
               "% peak", "vs torch", "vs sklearn"]
 
-    def training_rows(points, dtype="float32", Xd=X, yd=y):
+    def training_rows(points, dtype="float32", Xd=X, yd=y, optimizer="sgd"):
         rows = []
         for sizes, batch, threads, point_libs in points:
             Xp = Xd[:, : sizes[0]].copy() if sizes[0] != 784 else Xd
             res = measure_training([lib for lib in point_libs if lib in libs], sizes, dtype,
-                                   batch, threads, Xp, yd, args.repeats)
+                                   batch, threads, Xp, yd, args.repeats, optimizer)
             for lib, sps in res.items():
                 ex = executed_flops(sizes, 1) * sps / 1e9
                 nom = nominal_flops(sizes, 1) * sps / 1e9
@@ -352,15 +358,20 @@ def main():
         X64, y64 = X.astype(np.float64), y
         rows += training_rows([(SIZES_MNIST, b, 1, ["chainrule", "sklearn"])
                                for b in (32, 128, 1024)], "float64", X64, y64)
+    adam_rows = []
+    if "adam" in sections:
+        adam_rows = training_rows([(SIZES_MNIST, b, 1, libs) for b in (32, 128)],
+                                  optimizer="adam")
     if "threads" in sections and (os.cpu_count() or 1) >= 2:
         ceiling = two_core_gemm_scaling(args.repeats)
         print("two independent single-threaded float32 GEMMs (512^3) at once run "
               f"{ceiling:.2f}x as fast as one: the most 2 threads can gain here\n")
-    if rows:
+    if rows or adam_rows:
         peak = max(peak, report_peak("after"))
         print(f"peak used for % peak: {peak:.1f} GFLOP/s\n")
-        for r in rows:
+        for r in rows + adam_rows:
             r[7] = f"{100 * r[7] / peak:.0f}%"
+    if rows:
         print("Training, SGD momentum 0.9, cross-entropy (median of repeats):\n")
         print_table(header, rows)
         if "threads" in sections:
@@ -372,6 +383,11 @@ def main():
                     s2 = float(two[0][5].replace(",", ""))
                     print(f"chainrule 2-thread speed-up at batch {b}: {s2 / s1:.2f}x")
             print()
+    if adam_rows:
+        print(f"Training, Adam (lr {ADAM_LR}, betas 0.9, 0.999; scikit-learn's solver='adam'), "
+              "cross-entropy (median of repeats):\n")
+        print_table(header, adam_rows)
+        print()
 
     if "inference" in sections and "torch" in libs:
         inf_rows = []
