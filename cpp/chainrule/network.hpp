@@ -480,8 +480,7 @@ class Network {
     const double p = dropout_[l];
     const T keep_scale = T(1 / (1 - p));
     auto mask = ws.mask[l].topRows(B);
-    for (Index r = 0; r < B; ++r)
-      for (Index c = 0; c < mask.cols(); ++c) mask(r, c) = rng_.uniform() >= p ? keep_scale : T(0);
+    for (Index r = 0; r < B; ++r) rng_.keep_mask(&mask(r, 0), mask.cols(), p, keep_scale);
     ws.dropped[l].topRows(B) = ws.a[l].topRows(B).cwiseProduct(mask);
   }
 

@@ -123,6 +123,39 @@ TEST(Dropout, SameGeneratorStateGivesTheSameMasks) {
   EXPECT_EIGEN_NEAR(twin_ws.mask[1], mask1, 0.0);
 }
 
+// The masks are drawn without a branch per value (random.hpp): the same draws and the same
+// keep/drop decisions as comparing uniform() with p, at rates from 0 to just below 1, including
+// a rate equal to one of the draws (kept: uniform() >= p). 1003 values leave a remainder for
+// any vector width.
+TEST(Dropout, KeepMaskMakesTheDecisionsOfUniformDraws) {
+  chainrule::SplitMix64 probe(7);
+  for (int i = 0; i < 10; ++i) probe.uniform();
+  const double tie = probe.uniform();  // the 11th draw of seed 7
+  for (double p : {0.0, 1e-17, 0.1, 0.2, 0.5, tie, 0.9, 1.0 - 0x1.0p-53}) {
+    SCOPED_TRACE(p);
+    chainrule::SplitMix64 reference(7), masked(7);
+    std::vector<float> mask(1003);
+    masked.keep_mask(mask.data(), std::int64_t(mask.size()), p, 2.5f);
+    int differ = 0, kept = 0;
+    for (float m : mask) {
+      const float expected = reference.uniform() >= p ? 2.5f : 0.0f;
+      differ += m != expected;
+      kept += m == 2.5f;
+    }
+    EXPECT_EQ(differ, 0);
+    EXPECT_EQ(masked.state(), reference.state());  // both moved on by 1003 draws
+    if (p == tie) {
+      EXPECT_EQ(mask[10], 2.5f);
+    }
+    if (p == 0.0) {
+      EXPECT_EQ(kept, 1003);
+    }
+    if (p == 0.5) {
+      EXPECT_NEAR(kept, 501, 60);
+    }
+  }
+}
+
 // With the mask held fixed (same generator state before every pass), backprop through the
 // dropout layers is the derivative of the training-mode cost.
 TEST(Dropout, GradientMatchesFiniteDifferencesWithAFixedMask) {
