@@ -432,19 +432,22 @@ class _BaseMLP(BaseEstimator):
             raise NotImplementedError("non-uniform sample_weight with dropout is supported for "
                                       "multiclass classification only")
         Y_train = Y.astype(self._np_dtype, copy=False)
+        if not weighted:  # converted once; each epoch visits them in its own order
+            X_model, Y_model = model._features(X), model._targets(Y_train, n)
         order = np.arange(n)
         self.n_iter_ = 0
         for _ in range(self.max_iter):
             if self.shuffle:
                 order = _sk_shuffle(order, random_state=rs)
-                Xe, Ye = X[order], Y_train[order]
-                we = None if w is None else w[order]
-            else:
-                Xe, Ye, we = X, Y_train, w
             if weighted:
+                if self.shuffle:
+                    Xe, Ye, we = X[order], Y_train[order], w[order]
+                else:
+                    Xe, Ye, we = X, Y_train, w
                 data_loss, penalty = self._weighted_epoch(model, Xe, Ye, we, batch)
             else:
-                data_loss, penalty = self._epoch(model, Xe, Ye, batch, alpha)
+                data_loss, penalty = self._epoch(model, X_model, Y_model,
+                                                 order if self.shuffle else None, batch, alpha)
             self.n_iter_ += 1
             self.loss_ = float(data_loss + penalty)
             self.t_ += n
@@ -489,23 +492,23 @@ class _BaseMLP(BaseEstimator):
         # scikit-learn's squared error is ((y − p)²).mean() / 2 over samples and outputs.
         return 1.0 / (2.0 * self.n_outputs_) if self._loss_kind == "mse" else 1.0
 
-    def _epoch(self, model, Xe, Ye, batch, alpha):
-        """One epoch on (Xe, Ye) in order, in at most two core calls: the full batches with
-        l2 = alpha / batch and the last partial batch with l2 = alpha / its size, so that each
-        step's penalty is scikit-learn's alpha·W / (batch's samples)."""
-        n = Xe.shape[0]
-        n_full = (n // batch) * batch
+    def _epoch(self, model, X, Y, order, batch, alpha):
+        """One epoch over the rows of (X, Y) in `order` (None: as stored), in at most two core
+        calls: the full batches with l2 = alpha / batch and the last partial batch with
+        l2 = alpha / its size, so that each step's penalty is scikit-learn's
+        alpha·W / (batch's samples). X and Y are in the model's dtype; the shuffled rows are
+        gathered by the core batch by batch, never copied as a whole."""
+        n = X.shape[0]
+        n_batches = n // batch
+        n_full = n_batches * batch
         c = self._scale()
         loss_sum = 0.0
         s0 = self._sq_norm(model) if alpha else 0.0
         s1 = s0
-        n_batches = n_full // batch
         lr = self._lr / (c if self.solver == "sgd" else 1.0)
         if n_full:
-            model.history = History()
-            h = model.fit(Xe[:n_full], Ye[:n_full], epochs=1, batch_size=batch, lr=lr,
-                          shuffle=False, verbose=0, l2=c * alpha / batch)
-            loss_sum += h["loss"][-1] * n_full
+            loss_sum += model._train_in_order(X, Y, order, batch, 0, n_batches, lr,
+                                              c * alpha / batch)
             s1 = self._sq_norm(model) if alpha else 0.0
         penalty_sum = 0.0
         if alpha:
@@ -515,10 +518,9 @@ class _BaseMLP(BaseEstimator):
             if n_batches:
                 penalty_sum += n_batches * s0 + (s1 - s0) * (n_batches - 1) / 2.0
         rem = n - n_full
-        if rem:
-            model.fit(Xe[n_full:], Ye[n_full:], epochs=1, batch_size=rem, lr=lr, shuffle=False,
-                      verbose=0, l2=c * alpha / rem)
-            loss_sum += _last_loss(model) * rem
+        if rem:  # batch n_batches of the epoch holds the last rem rows
+            loss_sum += model._train_in_order(X, Y, order, batch, n_batches, 1, lr,
+                                              c * alpha / rem)
             if alpha:
                 penalty_sum += s1
         return loss_sum / n * self._data_loss_factor(), 0.5 * alpha * penalty_sum / n

@@ -286,3 +286,31 @@ def test_mnist_accuracy_within_one_point(data_dir, solver):
         ours = MLPClassifier(**params).fit(X, y).score(Xt, yt)
         theirs = sk_nn.MLPClassifier(**params).fit(X.astype(np.float64), y).score(Xt, yt)
     assert abs(ours - theirs) <= 0.01, (ours, theirs)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_training_in_order_equals_fit_on_the_shuffled_copy(dtype):
+    # The estimators train each epoch over the rows in scikit-learn's shuffled order without
+    # copying them (Sequential._train_in_order): the full batches and the shorter last one,
+    # each with its own l2, must take the same steps as fit on X[order] in order.
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(203, 7)).astype(dtype)
+    y = rng.integers(0, 3, 203)
+    order = rng.permutation(203)
+
+    def model():
+        return cr.Sequential([cr.Dense(7, 11), cr.Dense(11, 3)], dtype=dtype, seed=2,
+                             optimizer=cr.optimizers.Adam(lr=0.01))
+
+    copied, in_place = model(), model()
+    for epoch in range(3):
+        copied.fit(X[order][:200], y[order][:200], epochs=1, batch_size=40, shuffle=False,
+                   verbose=0, l2=0.01)
+        copied.fit(X[order][200:], y[order][200:], epochs=1, batch_size=3, shuffle=False,
+                   verbose=0, l2=0.1)
+        Xm, Ym = in_place._features(X), in_place._targets(y, 203)
+        full = in_place._train_in_order(Xm, Ym, order, 40, 0, 5, 0.01, 0.01)
+        last = in_place._train_in_order(Xm, Ym, order, 40, 5, 1, 0.01, 0.1)
+        assert full > 0 and last > 0
+    np.testing.assert_array_equal(in_place._net.params, copied._net.params)
+    assert not np.array_equal(in_place._net.params, model()._net.params)  # it did train
