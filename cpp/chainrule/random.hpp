@@ -21,10 +21,11 @@ class SplitMix64 {
   // moves on by n draws. The same draws and the same decisions as calling uniform() n times,
   // without a branch or a conversion per value: uniform() = k·2⁻⁵³ ≥ p exactly when
   // k ≥ ⌈p·2⁵³⌉, since p·2⁵³ is exact. The branch on each draw was mispredicted at every
-  // dropout rate worth using, and made dropout cost 14 % of a batch-32 step.
+  // dropout rate worth using: with dropout 0.2, a batch-32 step took 14 % longer.
   template <class T>
   void keep_mask(T* out, std::int64_t n, double p, T keep) {
-    const std::uint64_t threshold = p <= 0 ? 0 : static_cast<std::uint64_t>(std::ceil(p * 0x1.0p53));
+    const std::uint64_t threshold =
+        p <= 0 ? 0 : static_cast<std::uint64_t>(std::ceil(p * 0x1.0p53));
     std::uint64_t state = state_;
     for (std::int64_t i = 0; i < n; ++i) {
       state += kGamma;
