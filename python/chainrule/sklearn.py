@@ -439,15 +439,13 @@ class _BaseMLP(BaseEstimator):
         for _ in range(self.max_iter):
             if self.shuffle:
                 order = _sk_shuffle(order, random_state=rs)
+            epoch_order = order if self.shuffle else None
             if weighted:
-                if self.shuffle:
-                    Xe, Ye, we = X[order], Y_train[order], w[order]
-                else:
-                    Xe, Ye, we = X, Y_train, w
-                data_loss, penalty = self._weighted_epoch(model, Xe, Ye, we, batch)
+                data_loss, penalty = self._weighted_epoch(model, X, Y_train, w, epoch_order,
+                                                          batch)
             else:
-                data_loss, penalty = self._epoch(model, X_model, Y_model,
-                                                 order if self.shuffle else None, batch, alpha)
+                data_loss, penalty = self._epoch(model, X_model, Y_model, epoch_order, batch,
+                                                 alpha)
             self.n_iter_ += 1
             self.loss_ = float(data_loss + penalty)
             self.t_ += n
@@ -525,16 +523,18 @@ class _BaseMLP(BaseEstimator):
                 penalty_sum += s1
         return loss_sum / n * self._data_loss_factor(), 0.5 * alpha * penalty_sum / n
 
-    def _weighted_epoch(self, model, Xe, Ye, we, batch):
-        """One epoch with per-sample weights, batch by batch: each step's gradient is
-        (Σ w·∂C + alpha·W) / Σ w over the batch, as scikit-learn's."""
-        n = Xe.shape[0]
+    def _weighted_epoch(self, model, X, Y, w, order, batch):
+        """One epoch with per-sample weights over the rows of (X, Y, w) in `order` (None: as
+        stored), batch by batch: each step's gradient is (Σ w·∂C + alpha·W) / Σ w over the
+        batch, as scikit-learn's. Only each batch's rows are copied, never the whole data."""
+        n = X.shape[0]
         c = self._scale()
         factor = self._data_loss_factor()
         loss_sum = penalty_sum = 0.0
         for start in range(0, n, batch):
             stop = min(start + batch, n)
-            wb = we[start:stop]
+            rows = slice(start, stop) if order is None else order[start:stop]
+            Xb, Yb, wb = X[rows], Y[rows], w[rows]
             total = float(wb.sum())
             if total == 0:  # scikit-learn divides by zero here; skip the batch instead
                 continue
@@ -543,15 +543,13 @@ class _BaseMLP(BaseEstimator):
             if self._loss_kind == "cross_entropy":
                 # Softmax cross-entropy with target rows scaled by w' = w·B / Σw: the core's
                 # δ = a·Σy − y becomes w'(a − y), so loss and gradient are exactly weighted.
-                scaled = Ye[start:stop] * (wb * (stop - start) / total)[:, None].astype(
-                    Ye.dtype)
-                model.fit(Xe[start:stop], scaled, epochs=1, batch_size=stop - start,
+                scaled = Yb * (wb * (stop - start) / total)[:, None].astype(Y.dtype)
+                model.fit(Xb, scaled, epochs=1, batch_size=stop - start,
                           lr=self._lr / (c if self.solver == "sgd" else 1.0), shuffle=False,
                           verbose=0, l2=self.alpha / total)
                 loss_sum += _last_loss(model) * (stop - start) * factor
             else:
-                loss, grads = self._loss_grad(model, Xe[start:stop], Ye[start:stop], wb,
-                                              penalty=False)
+                loss, grads = self._loss_grad(model, Xb, Yb, wb, penalty=False)
                 for g, layer in zip(grads[0], model.layers):
                     g += self.alpha * layer.W / total
                 loss_sum += loss * (stop - start)
