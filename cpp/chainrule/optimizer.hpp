@@ -199,7 +199,9 @@ class Optimizer {
     const T b1 = T(config_.beta1), b2 = T(config_.beta2), eps = T(config_.eps);
     const T bias1 = T(1) - std::pow(b1, T(step_));
     const T bias2_sqrt = std::sqrt(T(1) - std::pow(b2, T(step_)));
-    const T step_size = lr / bias1;
+    // m̂/(√v̂ + ε) = (m/bias1)·bias2_sqrt/(√v + ε·bias2_sqrt): PyTorch's formula with one
+    // division per element instead of two; the divider bounds this loop.
+    const T step_size = lr / bias1 * bias2_sqrt, eps_scaled = eps * bias2_sqrt;
     const T decay = decoupled ? T(1) - lr * wd : T(1);
     const T coupled_wd = decoupled ? T(0) : wd;
     const T one_minus_b1 = T(1) - b1, one_minus_b2 = T(1) - b2;
@@ -212,7 +214,7 @@ class Optimizer {
       const T gi = grad[i] + coupled_wd * w[i];
       m[i] = b1 * m[i] + one_minus_b1 * gi;
       v[i] = b2 * v[i] + one_minus_b2 * gi * gi;
-      w[i] = decay * w[i] - step_size * m[i] / (std::sqrt(v[i]) / bias2_sqrt + eps);
+      w[i] = decay * w[i] - step_size * m[i] / (std::sqrt(v[i]) + eps_scaled);
     }
   }
 
