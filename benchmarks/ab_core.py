@@ -10,10 +10,11 @@ first, where its code lands), and differences inside it mean nothing.
 
     python benchmarks/ab_core.py --a HEAD~1 --b WORKTREE          # ~3 min with compiling
     python benchmarks/ab_core.py --a main --b my-branch --rounds 9 --flags "-march=x86-64-v3"
+    python benchmarks/ab_core.py --a HEAD --optimizer adam         # the training points with Adam
 
 Both revisions must have the core's current Network interface (train_batches with an order
-pointer, predict). The net is 784-256-128-10, ReLU/softmax, SGD momentum 0.9, on --threads threads
-(default 1).
+pointer, predict). The net is 784-256-128-10, ReLU/softmax, SGD momentum 0.9 (or --optimizer
+adam), on --threads threads (default 1).
 """
 
 import argparse
@@ -79,8 +80,9 @@ def build(cpp, output, flags, eigen):
     subprocess.run(command, check=True)
 
 
-def load(path, threads):
+def load(path, threads, adam):
     lib = ctypes.CDLL(str(path), mode=ctypes.RTLD_LOCAL)
+    lib.ab_use_adam(int(adam))
     lib.ab_train_seconds.restype = ctypes.c_double
     lib.ab_train_seconds.argtypes = [ctypes.c_long, ctypes.c_long]
     lib.ab_predict_seconds.restype = ctypes.c_double
@@ -122,6 +124,8 @@ def main():
     p.add_argument("--b", default="WORKTREE", help="git revision, or WORKTREE (default)")
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd",
+                   help="sgd: momentum 0.9 (default); adam: the default betas, lr 0.001")
     p.add_argument("--flags", default=None,
                    help="-march flags (default: the level the package loads on this CPU)")
     args = p.parse_args()
@@ -139,9 +143,12 @@ def main():
             libs[name] = workdir / f"lib_{name}.so"
             build(core_sources(revision, workdir), libs[name], flags, eigen)
         shutil.copy(libs["a"], workdir / "lib_a_copy.so")
-        a, a_copy, b = (load(libs["a"], args.threads),
-                        load(workdir / "lib_a_copy.so", args.threads), load(libs["b"], args.threads))
-        print(f"\n{args.rounds} rounds of A, B, B, A on {args.threads} thread(s); time ratios, "
+        adam = args.optimizer == "adam"
+        a, a_copy, b = (load(libs["a"], args.threads, adam),
+                        load(workdir / "lib_a_copy.so", args.threads, adam),
+                        load(libs["b"], args.threads, adam))
+        print(f"\n{args.rounds} rounds of A, B, B, A on {args.threads} thread(s), "
+              f"{args.optimizer}; time ratios, "
               "median [quartiles]; "
               "< 1 means A is faster\n")
         control = compare(a, a_copy, args.rounds)

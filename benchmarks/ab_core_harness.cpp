@@ -12,8 +12,10 @@ namespace {
 
 using chainrule::Index;
 
-// A 784-256-128-10 ReLU/softmax net with momentum SGD and 30 000 random samples, made once.
+// A 784-256-128-10 ReLU/softmax net with momentum SGD (or Adam) and 30 000 random samples, made
+// once.
 struct Bench {
+  bool adam = false;
   std::unique_ptr<chainrule::Network<float>> net;
   chainrule::Matrix<float> X;
   std::vector<std::int32_t> labels;
@@ -45,7 +47,10 @@ struct Bench {
     for (Index i = 0; i < net->n_params(); ++i)
       net->params()[i] = float(0.05 * (rng.uniform() - 0.5));
     chainrule::OptimizerConfig config;
-    config.momentum = 0.9;
+    if (adam)
+      config.kind = chainrule::OptimizerKind::adam;
+    else
+      config.momentum = 0.9;
     net->set_optimizer(config);
   }
 };
@@ -85,6 +90,9 @@ __attribute__((visibility("default"))) double ab_predict_seconds(long rows, long
 }
 
 __attribute__((visibility("default"))) void ab_reset() { bench().reset(); }
+
+// Adam instead of momentum SGD from the next reset on.
+__attribute__((visibility("default"))) void ab_use_adam(int adam) { bench().adam = adam != 0; }
 
 __attribute__((visibility("default"))) void ab_set_threads(int n) {
   chainrule::set_num_threads(n);
