@@ -2,6 +2,7 @@
 `chainrule plot MODEL` draws a saved model (training curves, weights, network diagram)."""
 
 import argparse
+import os
 import sys
 import time
 
@@ -75,6 +76,10 @@ def train(args):
     if args.plot:
         from .plots import require_matplotlib
         require_matplotlib()  # fail before training, not after
+    for path in (args.save, args.plot):  # likewise: a missing directory
+        folder = os.path.dirname(os.path.abspath(path)) if path else None
+        if folder and not os.path.isdir(folder):
+            raise FileNotFoundError(f"no such directory for {path}: {folder}")
     if args.threads:
         set_num_threads(args.threads)
     fit, rank, ranks = Sequential.fit, 0, ""
@@ -120,8 +125,6 @@ def train(args):
 
 
 def plot(args):
-    import os
-
     from . import load, plots
 
     plots.require_matplotlib()
@@ -143,7 +146,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return plot(args) if args.command == "plot" else train(args)
-    except (OSError, ValueError, ImportError) as e:
+    except (OSError, ValueError, ImportError, FloatingPointError) as e:
         print(f"chainrule: error: {e}", file=sys.stderr)
         return 1
 

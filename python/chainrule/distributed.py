@@ -32,6 +32,7 @@ Details, tolerances and scaling measurements: docs/distributed.md.
 import math
 import os
 import time
+import warnings
 
 import numpy as np
 
@@ -203,7 +204,7 @@ class DistributedTrainer:
     # -- fit ------------------------------------------------------------------------------------
     def fit(self, X, y, epochs=1, batch_size=32, lr=None, *, optimizer=None, shuffle=True,
             validation_data=None, verbose=1, callbacks=None, validation_split=0.0, l2=0.0,
-            max_grad_norm=None, schedule=None, data="replicated"):
+            max_grad_norm=None, schedule=None, on_divergence="raise", data="replicated"):
         from . import optimizers
         from . import schedules as schedules_module
         from ._validation import positive_float, positive_int
@@ -212,6 +213,8 @@ class DistributedTrainer:
         model, comm = self.model, self.comm
         if data not in ("replicated", "sharded"):
             raise ValueError(f"data must be 'replicated' or 'sharded', got {data!r}")
+        if on_divergence not in ("raise", "warn"):
+            raise ValueError(f"on_divergence must be 'raise' or 'warn', got {on_divergence!r}")
         X = model._features(X)
         Y = model._targets(y, X.shape[0])
         epochs = positive_int(epochs, "epochs")
@@ -273,8 +276,15 @@ class DistributedTrainer:
         for cb in callbacks:
             cb.on_train_begin({"epochs": epochs, "batches_per_epoch": steps,
                                "samples_per_epoch": n_global, "ranks": self.size})
+        def diverge(message):  # reached on every rank at the same step, as in Sequential.fit
+            if on_divergence == "raise":
+                raise FloatingPointError(message)
+            warnings.warn(message, RuntimeWarning, stacklevel=4)
+            model.stop_training = True
+            return True
+
         t_grad = t_reduce = t_update = 0.0
-        epoch = -1
+        epoch, diverged = -1, False
         for epoch in range(epochs):
             start_time = time.perf_counter()
             for cb in callbacks:
@@ -302,9 +312,9 @@ class DistributedTrainer:
                 t_update += time.perf_counter() - t2
                 t_grad += t1 - t0
                 t_reduce += t2 - t1
-                if not result["applied"]:  # identical on every rank: the gradients are
-                    model._raise_divergence(epoch, k, {"nonfinite_layer":
-                                                       result["nonfinite_layer"]})
+                if not result["applied"]:  # on every rank alike: the gradients are summed
+                    diverged = diverge(model._divergence_message(k, result))
+                    break
                 grad_norm = result["grad_norm"]
                 if callbacks and (time.perf_counter() - last_report > _CHUNK_SECONDS
                                   or k == steps - 1):
@@ -315,6 +325,10 @@ class DistributedTrainer:
                     for cb in callbacks:
                         cb.on_batch_end(k, logs)
                     last_report, reported = time.perf_counter(), k + 1
+            if not diverged and not np.isfinite(net.params).all():  # the epoch's last update
+                diverged = diverge(model._divergence_message(steps, {"nonfinite_layer": -1}))
+            if diverged:  # as in Sequential.fit: the epoch is not counted
+                break
             if validation is not None and validation[0].shape[0]:
                 v_loss, v_correct = net.evaluate(*validation)
                 local[3:] = (v_loss, v_correct, validation[0].shape[0])

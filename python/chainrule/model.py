@@ -89,6 +89,13 @@ def _resolve_layers(layers):
                 raise ValueError("Dropout must follow a Dense layer")
             dense[-1].dropout = layer.rate
         elif isinstance(layer, Dense):
+            # A Dense is a view of its model's weights: shared, it would read and write the
+            # newest model's buffers while the older model trained on its own.
+            if any(layer is d for d in dense):
+                raise ValueError(f"{layer!r} appears twice; each position needs its own layer")
+            if layer._views is not None:
+                raise ValueError(f"{layer!r} already belongs to a model; a layer holds its "
+                                 f"model's weights, so each model needs layers of its own")
             dense.append(layer)
         else:
             raise TypeError(f"layers must be Dense or Dropout, got {layer!r}")
@@ -247,7 +254,7 @@ class Sequential:
                 self, X, y, epochs, batch_size, lr, optimizer=optimizer, shuffle=shuffle,
                 validation_data=validation_data, verbose=verbose, callbacks=callbacks,
                 validation_split=validation_split, l2=l2, max_grad_norm=max_grad_norm,
-                schedule=schedule, **distributed_options)
+                schedule=schedule, on_divergence=on_divergence, **distributed_options)
         if distributed_options:
             raise TypeError(f"unexpected keyword arguments {sorted(distributed_options)}")
         X = self._features(X)
@@ -420,8 +427,11 @@ class Sequential:
                 if stats["n_batches"]:
                     position["grad_norm"] = stats["grad_norm"]
                     position["lr"] = rates[stats["n_batches"] - 1]
-            if stats["nonfinite_loss"] or stats["nonfinite_layer"] >= 0:
-                message = self._divergence_message(epoch, position["batches_done"], stats)
+            # The core checks each batch's loss and gradients before its update; the weights
+            # that the chunk's last update left are checked here.
+            if (stats["nonfinite_loss"] or stats["nonfinite_layer"] >= 0
+                    or not np.isfinite(self._net.params).all()):
+                message = self._divergence_message(position["batches_done"], stats)
                 if on_divergence == "raise":
                     raise FloatingPointError(message)
                 warnings.warn(message, RuntimeWarning, stacklevel=4)
@@ -466,15 +476,21 @@ class Sequential:
             logs["accuracy"] = n_correct / max(n_seen, 1)
         return logs
 
-    def _divergence_message(self, epoch, batch, stats):
-        layer = stats["nonfinite_layer"]
-        where = f"; the gradient of layer {layer} is not finite" if layer >= 0 else ""
-        state = "" if np.isfinite(self._net.params).all() else (
-            " (that step's update itself overflowed the weights: they are not finite)")
-        return (f"training diverged at epoch {self._epochs_done + 1}, batch {batch + 1}: the "
-                f"loss is not finite{where}. The weights are those of the last finite "
-                f"step{state}; the history keeps the completed epochs. Try a smaller "
-                f"learning rate, max_grad_norm or scaled inputs.")
+    def _divergence_message(self, batches_done, stats):
+        """Why training stopped, batches_done batches into the current epoch."""
+        epoch = f"training diverged at epoch {self._epochs_done + 1}"
+        if np.isfinite(self._net.params).all():
+            layer = stats["nonfinite_layer"]
+            where = f"; the gradient of layer {layer} is not finite" if layer >= 0 else ""
+            what = (f"{epoch}, batch {batches_done + 1}: the loss is not finite{where}. The "
+                    f"weights are those of the last finite step")
+        elif batches_done:
+            what = (f"{epoch}, batch {batches_done}: its update overflowed the weights, which "
+                    f"are not finite now (no finite copy is kept)")
+        else:
+            what = f"{epoch}: the weights were not finite before its first batch"
+        return (f"{what}; the history keeps the completed epochs. Try a smaller learning "
+                f"rate, max_grad_norm or scaled inputs.")
 
     # ----- inference -----------------------------------------------------------------------
     def _evaluate(self, X, Y):

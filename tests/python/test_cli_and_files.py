@@ -42,6 +42,20 @@ def test_cli_rejects_bad_options():
     assert result.returncode == 1 and "error" in result.stderr
 
 
+def test_cli_checks_the_output_directory_before_training(tmp_path):
+    result = run(sys.executable, "-m", "chainrule", "train", "--quiet", "--save",
+                 str(tmp_path / "missing" / "m.npz"))
+    assert result.returncode == 1
+    assert "no such directory" in result.stderr and "test accuracy" not in result.stdout
+
+
+def test_cli_reports_divergence_without_a_traceback():
+    result = run(sys.executable, "-m", "chainrule", "train", "--lr", "1e30", "--quiet")
+    assert result.returncode == 1
+    assert result.stderr.startswith("chainrule: error: training diverged at epoch 1")
+    assert "Traceback" not in result.stderr
+
+
 def test_save_and_load_round_trip(tmp_path):
     (X, y), _ = cr.datasets.load_digits()
     model = cr.Sequential([cr.Dense(64, 16, activation="tanh"), cr.Dense(16, 10)], seed=0,

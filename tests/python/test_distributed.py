@@ -5,6 +5,7 @@ mpi4py these tests skip locally and fail when CI is set."""
 import gzip
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -107,6 +108,28 @@ def test_two_ranks_repeat_bit_identically_with_dropout_and_sharded_data(tmp_path
     b = _run(tmp_path, "shard-b", 2, *args)
     assert np.array_equal(a["params"], b["params"])
     assert a["val_accuracy"][-1] > 0.8  # it learns: 3 well separated blobs
+
+
+@pytest.mark.parametrize("on_divergence", ["raise", "warn"])
+def test_divergence_ends_every_rank_as_fit_does(tmp_path, on_divergence):
+    """A learning rate that overflows float32 in the third epoch. One rank stops where
+    Sequential.fit stops, with its message, weights and history; on two ranks every rank ends
+    the same way (the script checks), none left waiting in an allreduce."""
+    _require_mpi()
+    args = ("--dtype", "float32", "--lr", "1e18", "--on-divergence", on_divergence)
+    ending = {"raise": "raised", "warn": "warned"}[on_divergence]
+    ref = _run(tmp_path, "div-ref", None, "--reference", *args)
+    assert ref["ending"] == ending
+    assert str(ref["message"]).startswith("training diverged at epoch 3, batch 2:")
+    one = _run(tmp_path, "div-one", None, *args)
+    assert (one["ending"], str(one["message"])) == (ending, str(ref["message"]))
+    assert np.array_equal(one["params"], ref["params"])  # the last finite step's weights
+    assert np.array_equal(one["loss"], ref["loss"])  # the two completed epochs
+    two = _run(tmp_path, "div-two", 2, *args)
+    assert two["ending"] == ending
+    epoch = int(re.match(r"training diverged at epoch (\d+)", str(two["message"])).group(1))
+    assert len(two["loss"]) == epoch - 1
+    assert np.isfinite(two["params"]).all()
 
 
 def test_cli_train_distributed(tmp_path):

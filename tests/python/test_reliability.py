@@ -249,6 +249,28 @@ def test_huge_learning_rate_diverges_cleanly():
         model.fit(Xd[:6], yd[:6] * 1e3, epochs=50, lr=1e30, batch_size=2, verbose=0)
 
 
+@pytest.mark.parametrize("epochs", [1, 3])
+def test_an_update_that_overflows_the_weights_is_reported_even_as_the_last(epochs):
+    """The core checks loss and gradients before each update; the weights an update leaves are
+    checked after each call, so fit never returns weights that are not finite."""
+    X = np.random.default_rng(0).normal(size=(50, 4))
+    model = cr.Sequential([cr.Dense(4, 8), cr.Dense(8, 1)], loss="mse")
+    with pytest.raises(FloatingPointError, match=r"epoch 1, batch 1: its update overflowed the "
+                                                 r"weights, which are not finite now"):
+        model.fit(X, X[:, :1] * 100, lr=1e38, epochs=epochs, batch_size=50, verbose=0)
+    assert len(model.history.epoch) == 0
+
+
+def test_a_layer_cannot_join_two_models():
+    layers = [cr.Dense(4, 8), cr.Dense(8, 2)]
+    cr.Sequential(layers)
+    with pytest.raises(ValueError, match="already belongs to a model"):
+        cr.Sequential(layers)
+    twice = cr.Dense(4, 4)
+    with pytest.raises(ValueError, match="appears twice"):
+        cr.Sequential([twice, twice])
+
+
 # ----- KeyboardInterrupt ---------------------------------------------------------------------
 def classification_data(n=300, seed=0):
     rng = np.random.default_rng(seed)
