@@ -2,17 +2,35 @@
 hold the hyper-parameters, named and defaulted as in torch.optim."""
 
 import copy
+import numbers
+
+import numpy as np
+
+
+def _plain(name, value):
+    """A setting as a Python bool, int or float (numpy scalars included), as the core and the
+    model file's JSON header take it."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    raise TypeError(f"{name} must be a number, got {value!r}")
 
 
 class Optimizer:
     kind = None
 
     def __init__(self, lr, **options):
-        self.lr = lr
-        self.options = options
+        self.lr = _plain("lr", lr)
+        self.options = {name: _plain(name, value) for name, value in options.items()}
 
     def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in {"lr": self.lr, **self.options}.items())
+        options = dict(self.options)
+        if "beta1" in options:  # shown as the constructor (and torch.optim) takes them
+            options = {"betas": (options.pop("beta1"), options.pop("beta2")), **options}
+        args = ", ".join(f"{k}={v!r}" for k, v in {"lr": self.lr, **options}.items())
         return f"{type(self).__name__}({args})"
 
     def __eq__(self, other):

@@ -230,3 +230,28 @@ def test_per_step_cosine_with_warmup_rates_reach_the_core():
     for got, want in zip(model_params(model), expected[-1]):
         np.testing.assert_allclose(got, want, rtol=0, atol=TOL)
     np.testing.assert_allclose(history["lr"], [rates[4 * e + 3] for e in range(epochs)])
+
+
+@pytest.mark.parametrize("optimizer", [
+    cr.optimizers.SGD(lr=0.1, momentum=0.9, nesterov=True),
+    cr.optimizers.Adam(lr=0.002, betas=(0.8, 0.99), eps=1e-7),
+    cr.optimizers.AdamW(weight_decay=0.1),
+    cr.optimizers.RMSprop(centered=True, momentum=0.5),
+    cr.optimizers.Adagrad(lr_decay=0.01)])
+def test_repr_is_the_constructor_call(optimizer):
+    """What model.summary() shows can be typed back in: torch.optim's names (betas, not beta1)."""
+    assert eval(repr(optimizer), vars(cr.optimizers)) == optimizer
+
+
+def test_numpy_scalar_settings_are_stored_as_python_numbers(tmp_path):
+    """They reach the model file's JSON header, which takes no numpy scalars."""
+    optimizer = cr.optimizers.SGD(lr=np.float32(0.1), momentum=np.float32(0.9),
+                                  nesterov=np.bool_(True))
+    assert type(optimizer.lr) is float and optimizer.options["nesterov"] is True
+    X = np.random.default_rng(0).normal(size=(20, 4))
+    model = cr.Sequential([cr.Dense(4, 2)], optimizer=optimizer)
+    model.fit(X, (X[:, 0] > 0).astype(int), verbose=0)
+    model.save(tmp_path / "m.npz")
+    assert cr.load(tmp_path / "m.npz").optimizer == optimizer
+    with pytest.raises(TypeError, match="momentum must be a number, got 'a'"):
+        cr.optimizers.SGD(momentum="a")
