@@ -225,7 +225,12 @@ class _BaseMLP(BaseEstimator):
         opt = self._core_optimizer(lr) if self.solver != "lbfgs" else "sgd"
         model = Sequential(layers, loss=self._loss_kind, optimizer=opt, dtype=self._np_dtype,
                            seed=seed)
+        self._model_built_with = self._model_config()
         return model
+
+    def _model_config(self):
+        """The parameters the core model is built with (beyond the layer sizes)."""
+        return self.activation, np.dtype(self._np_dtype).name, float(self.dropout)
 
     def _model_seed(self, rs):
         if _is_int(self.random_state):
@@ -247,6 +252,11 @@ class _BaseMLP(BaseEstimator):
 
     def _get_model(self):
         model = getattr(self, "_model", None)
+        if model is not None and self._model_built_with != self._model_config():
+            # set_params changed activation, dtype or dropout since the model was built: build
+            # it again from coefs_, as an unpickled copy would, keeping the optimizer state.
+            self.__dict__.update(self.__getstate__())
+            model = self._model = None
         if model is None:
             units = [self.n_features_in_] + [W.shape[1] for W in self.coefs_]
             self._loss_kind = self._fitted_loss
@@ -331,13 +341,21 @@ class _BaseMLP(BaseEstimator):
                     raise ValueError(f"y has {Y.shape[1]} outputs, the fitted model has "
                                      f"{self.n_outputs_}")
                 self._push_weights()
-            if self.solver == "lbfgs":
-                self._fit_lbfgs(X, Y, w)
-            else:
-                self._fit_stochastic(X, Y, w, rs, incremental)
-        if not all(np.isfinite(a).all() for a in self.coefs_ + self.intercepts_):
+            try:
+                if self.solver == "lbfgs":
+                    self._fit_lbfgs(X, Y, w)
+                else:
+                    self._fit_stochastic(X, Y, w, rs, incremental)
+                diverged = ""
+            except FloatingPointError:  # the core stopped at a non-finite loss or gradient
+                self._pull_weights()  # the weights of the last finite step, as n_iter_ counts
+                diverged = (f" (The loss or a gradient was not finite in epoch "
+                            f"{self.n_iter_ + 1}.)")
+        if diverged or not all(np.isfinite(a).all() for a in self.coefs_ + self.intercepts_):
+            # scikit-learn's error and message, so that code catching it works alike
             raise ValueError("Solver produced non-finite parameter weights. The input data "
-                             "may contain large values and need to be preprocessed.")
+                             "may contain large values and need to be preprocessed."
+                             + diverged) from None
         return self
 
     def _initialize(self, Y, layer_units, rs):
@@ -848,6 +866,37 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     Parameters, defaults and fitted attributes are scikit-learn's MLPRegressor's (loss is
     "squared_error" only); see MLPClassifier and docs/sklearn.md for the additions.
     """
+
+    # scikit-learn's signature: `loss` first, then the base class's parameters, all spelled
+    # out because get_params reads them from __init__.
+    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
+                 solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 dtype="float32", n_threads=None, dropout=0.0, restore_best_weights=True):
+        super().__init__(
+            hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
+            learning_rate=learning_rate, learning_rate_init=learning_rate_init,
+            power_t=power_t, max_iter=max_iter, shuffle=shuffle, random_state=random_state,
+            tol=tol, verbose=verbose, warm_start=warm_start, momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
+            epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun, dtype=dtype,
+            n_threads=n_threads, dropout=dropout, restore_best_weights=restore_best_weights)
+        self.loss = loss
+
+    def _check_params(self):
+        if self.loss == "poisson":
+            raise NotImplementedError(
+                "MLPRegressor(loss='poisson') is not available in chainrule: the core has no "
+                "exponential output for the Poisson loss. Use loss='squared_error', or "
+                "scikit-learn's MLPRegressor.")
+        if self.loss != "squared_error":
+            raise ValueError(f"The 'loss' parameter of MLPRegressor must be a str among "
+                             f"{{'squared_error', 'poisson'}}. Got {self.loss!r} instead.")
+        return super()._check_params()
 
     def _choose_loss(self):
         return "mse"

@@ -314,3 +314,47 @@ def test_training_in_order_equals_fit_on_the_shuffled_copy(dtype):
         assert full > 0 and last > 0
     np.testing.assert_array_equal(in_place._net.params, copied._net.params)
     assert not np.array_equal(in_place._net.params, model()._net.params)  # it did train
+
+
+def test_regressor_takes_sklearns_loss_parameter():
+    assert MLPRegressor().get_params()["loss"] == "squared_error"
+    X, y = make_regression(n_samples=60, n_features=4, random_state=0)
+    with pytest.raises(NotImplementedError, match=r"loss='poisson'\) is not available"):
+        MLPRegressor(loss="poisson").fit(X, y)
+    with pytest.raises(ValueError, match="'loss' parameter of MLPRegressor"):
+        MLPRegressor(loss="absolute").fit(X, y)
+
+
+def test_divergence_raises_sklearns_error_with_consistent_state():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(100, 4))
+    y = X @ [1.0, 2.0, 3.0, 4.0] + rng.normal(size=100)
+    est = MLPRegressor(hidden_layer_sizes=(7,), solver="sgd", learning_rate_init=10.0,
+                       random_state=1, max_iter=25)
+    with pytest.raises(ValueError, match=r"non-finite parameter weights.*in epoch 4\b"):
+        est.fit(X, y)
+    # the weights of the last finite step: three epochs trained, and counted
+    assert est.n_iter_ == len(est.loss_curve_) == 3
+    assert all(np.isfinite(W).all() for W in est.coefs_)
+    assert np.array_equal(est.predict(X), MLPRegressor(**est.get_params()).set_params(
+        max_iter=3).fit(X, y).predict(X))
+
+
+@pytest.mark.parametrize("change", [{"activation": "tanh"}, {"dtype": "float64"},
+                                    {"dropout": 0.5}])
+def test_set_params_after_fit_acts_as_on_a_pickled_copy(change):
+    """The core model is built from activation, dtype and dropout: changed after fit, they
+    take effect (predict, warm_start) as they would on an unpickled copy, which builds anew."""
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:300] / 16.0, y[:300]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = MLPClassifier(hidden_layer_sizes=(16,), max_iter=5, random_state=0).fit(X, y)
+        est.set_params(**change)
+        copy = pickle.loads(pickle.dumps(est))
+        np.testing.assert_array_equal(est.predict_proba(X), copy.predict_proba(X))
+        est.set_params(warm_start=True).fit(X, y)
+        copy.set_params(warm_start=True).fit(X, y)
+    for a, b in zip(est.coefs_, copy.coefs_):
+        np.testing.assert_array_equal(a, b)
+    assert est.coefs_[0].dtype == np.dtype(est.dtype)
