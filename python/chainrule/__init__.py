@@ -10,8 +10,9 @@ from ._dispatch import load_core as _load_core
 # work, and on virtual machines a woken sleeper arrives tens of µs late for every product. So:
 # sleep (passive), but with libgomp spin first for 10 000 rounds (a fraction of a millisecond),
 # which spans the gaps inside a training step: 2 threads at batch 256 went from 1.51x to 1.69x
-# one thread's speed on Zen 4. Only defaults, left alone where the user set either variable;
-# OpenMP reads them once, at load.
+# one thread's speed on Zen 4. Only defaults: OMP_WAIT_POLICY is left alone where the user set
+# it, GOMP_SPINCOUNT where the user set either (an explicit spin count overrides the policy's
+# in libgomp). OpenMP reads them once, at load.
 if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
     os.environ["GOMP_SPINCOUNT"] = "10000"
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")
@@ -35,4 +36,10 @@ __all__ = ["Dense", "Dropout", "History", "ModelFileError", "Sequential", "backp
            "load", "optimizers", "plots", "schedules", "set_num_threads", "__version__"]
 
 if os.environ.get("CHAINRULE_NUM_THREADS"):
-    set_num_threads(int(os.environ["CHAINRULE_NUM_THREADS"]))
+    try:
+        set_num_threads(int(os.environ["CHAINRULE_NUM_THREADS"]))
+    except ValueError:  # a bad setting should not make the package unimportable
+        import warnings
+
+        warnings.warn(f"CHAINRULE_NUM_THREADS={os.environ['CHAINRULE_NUM_THREADS']!r} is not "
+                      f"a positive integer; ignored", RuntimeWarning, stacklevel=2)

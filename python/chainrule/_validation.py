@@ -63,6 +63,9 @@ def check_finite(a, name):
 
 def _as_array(a, name):
     """np.asarray(a), with ragged nested lists and other non-arrays refused by name."""
+    if type(a).__module__.startswith("scipy.sparse"):  # asarray would wrap it in an object
+        raise TypeError(f"{name} is a sparse matrix; the core is dense: pass {name}.toarray() "
+                        f"(chainrule.sklearn's estimators accept sparse input)")
     try:
         return np.asarray(a)
     except (ValueError, TypeError) as e:

@@ -110,3 +110,21 @@ def test_numpy_integer_layer_sizes_are_accepted():
         cr.Dense(4.0, 3)
     with pytest.raises(ValueError, match="positive integer"):
         cr.Dense(True, 3)
+
+
+def test_sparse_input_is_refused_with_the_way_out(model):
+    from scipy import sparse  # installed with scikit-learn, a test dependency
+    with pytest.raises(TypeError, match=r"sparse matrix; the core is dense: pass X.toarray\(\)"):
+        model.predict(sparse.csr_matrix(np.eye(4)))
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "2.5"])
+def test_a_bad_thread_variable_warns_instead_of_breaking_import(value):
+    import os
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", "import chainrule"], capture_output=True,
+                            text=True, env=dict(os.environ, CHAINRULE_NUM_THREADS=value))
+    assert result.returncode == 0, result.stderr
+    assert f"CHAINRULE_NUM_THREADS={value!r} is not a positive integer; ignored" in result.stderr
