@@ -115,6 +115,8 @@ def as_targets(y, n_samples, n_outputs, loss, dtype):
         raise TypeError(f"y must hold numbers, got dtype {y.dtype}")
     if y.ndim == 0 or y.shape[0] != n_samples:
         raise ValueError(f"X has {n_samples} samples but y has {y.shape[0] if y.ndim else 0}")
+    if loss == "cross_entropy" and y.ndim == 2 and y.shape[1] == 1 < n_outputs:
+        y = y.ravel()  # a column of class indices (Keras' sparse labels), not one-hot rows
     if loss == "cross_entropy" and y.ndim == 1:
         return as_labels(y, n_outputs)
     if y.ndim == 1 and n_outputs == 1:
@@ -122,7 +124,14 @@ def as_targets(y, n_samples, n_outputs, loss, dtype):
     if y.ndim != 2 or y.shape[1] != n_outputs:
         raise ValueError(f"y must have shape ({n_samples}, {n_outputs}) for this model, "
                          f"got {y.shape}")
-    return _convert(y, dtype, "y")
+    y = _convert(y, dtype, "y")
+    if loss == "binary_cross_entropy":  # probabilities: outside [0, 1] the cost is meaningless
+        outside = np.flatnonzero((y < 0) | (y > 1))
+        if outside.size:
+            row, column = divmod(int(outside[0]), y.shape[1])
+            raise ValueError(f"binary_cross_entropy targets must be in [0, 1], got "
+                             f"{y[row, column].item()!r} at row {row}, column {column}")
+    return y
 
 
 def as_labels(y, n_classes):

@@ -128,3 +128,22 @@ def test_a_bad_thread_variable_warns_instead_of_breaking_import(value):
                             text=True, env=dict(os.environ, CHAINRULE_NUM_THREADS=value))
     assert result.returncode == 0, result.stderr
     assert f"CHAINRULE_NUM_THREADS={value!r} is not a positive integer; ignored" in result.stderr
+
+
+def test_binary_cross_entropy_targets_must_be_probabilities():
+    model = cr.Sequential([cr.Dense(4, 1)], loss="binary_cross_entropy")
+    X, y = data()
+    targets = (y > 0).astype(float)
+    targets[5] = -1.0
+    with pytest.raises(ValueError, match=r"must be in \[0, 1\], got -1.0 at row 5, column 0"):
+        model.fit(X, targets, verbose=0)
+
+
+def test_a_column_of_class_labels_is_taken_as_labels():
+    """Keras' sparse labels of shape (n, 1): one column cannot be one-hot rows of 3 classes."""
+    X, y = data()
+    column = cr.Sequential([cr.Dense(4, 3)], seed=0)
+    column.fit(X, y[:, None], epochs=2, verbose=0)
+    flat = cr.Sequential([cr.Dense(4, 3)], seed=0)
+    flat.fit(X, y, epochs=2, verbose=0)
+    np.testing.assert_array_equal(column.layers[0].W, flat.layers[0].W)
