@@ -171,6 +171,14 @@ class Sequential:
     def is_classifier(self):
         return self.loss != "mse"
 
+    def __reduce__(self):
+        """pickle and copy.deepcopy: what a model file holds (weights, optimizer state, random
+        generators, history, an interrupted epoch) and the schedule; the copy is independent."""
+        from .serialization import _unpickle, model_state
+
+        header, arrays = model_state(self)
+        return _unpickle, (header, arrays, self.schedule)
+
     def __repr__(self):
         return f"Sequential({self.layers!r}, loss={self.loss!r}, dtype={self.dtype.__name__})"
 

@@ -185,6 +185,14 @@ def load(path):
         raise ModelFileError(f"{path} has a malformed header ({type(e).__name__}: {e})") from None
 
 
+def _unpickle(header, arrays, schedule):
+    """The inverse of Sequential.__reduce__: the model load() would build from a file of this
+    state, with the schedule object itself (a custom schedule has no file form)."""
+    model = _build(header, dict(arrays), "a pickled model")
+    model.schedule = schedule
+    return model
+
+
 def _build(header, contents, path):
     from .layers import Dense
     from .model import Sequential

@@ -372,3 +372,25 @@ def test_bit_identical_weights_with_one_and_two_threads():
         cr.set_num_threads(before)
     np.testing.assert_array_equal(results[0], results[2])   # same thread count: identical
     np.testing.assert_array_equal(results[0], results[1])   # 1 vs 2 threads: identical
+
+
+def test_pickle_and_deepcopy_give_an_independent_model_that_trains_on_identically():
+    import copy
+    import pickle
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 5))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    model = cr.Sequential([cr.Dense(5, 8), cr.Dropout(0.2), cr.Dense(8, 2)], optimizer="adam",
+                          seed=3)
+    model.fit(X, y, epochs=2, batch_size=16, verbose=0,
+              schedule=cr.schedules.StepDecay(step_size=1, gamma=0.5))
+    for twin in (pickle.loads(pickle.dumps(model)), copy.deepcopy(model)):
+        np.testing.assert_array_equal(twin.predict_proba(X), model.predict_proba(X))
+        assert twin.history.history == model.history.history
+        twin.layers[0].W = 0.0  # independent of the original
+        assert np.abs(model.layers[0].W).sum() > 0
+    twin = copy.deepcopy(model)
+    model.fit(X, y, epochs=2, batch_size=16, verbose=0)
+    twin.fit(X, y, epochs=2, batch_size=16, verbose=0)  # schedule, optimizer, dropout, shuffle
+    np.testing.assert_array_equal(twin._net.params, model._net.params)
