@@ -11,8 +11,8 @@ _DTYPES = {"float32": np.float32, "float64": np.float64}
 
 def as_dtype(dtype):
     """np.float32 or np.float64 from a name or a numpy dtype."""
-    try:
-        resolved = np.dtype(dtype).type
+    try:  # np.dtype(None) is float64: None is refused rather than taken for a choice
+        resolved = np.dtype(dtype).type if dtype is not None else None
     except TypeError:
         resolved = None
     if resolved not in (np.float32, np.float64):

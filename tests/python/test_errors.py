@@ -90,6 +90,8 @@ def test_bad_architectures():
         cr.Sequential([cr.Dense(2, 2, activation="relu")], loss="cross_entropy")
     with pytest.raises(ValueError, match="dtype"):
         cr.Sequential([cr.Dense(2, 2)], dtype="float16")
+    with pytest.raises(ValueError, match="dtype must be float32 or float64, got None"):
+        cr.Sequential([cr.Dense(2, 2)], dtype=None)  # numpy would read None as float64
 
 
 def test_divergence_stops_with_a_clear_error_and_finite_weights():
