@@ -25,10 +25,17 @@ def _hidden_sizes(text):
 def _positive(kind):
     def parse(text):
         value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        if not 0 < value < float("inf"):  # also refuses nan
+            raise argparse.ArgumentTypeError(f"must be positive and finite, got {text}")
         return value
     return parse
+
+
+def _non_negative_int(text):
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
 
 
 def build_parser():
@@ -48,7 +55,7 @@ def build_parser():
     train.add_argument("--batch-size", type=_positive(int), default=32)
     train.add_argument("--lr", type=_positive(float), default=None,
                        help="learning rate (default 0.1 for sgd, 0.001 otherwise)")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=_non_negative_int, default=0)
     train.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     train.add_argument("--threads", type=_positive(int), default=None)
     train.add_argument("--save", metavar="FILE", help="write the trained model to FILE")

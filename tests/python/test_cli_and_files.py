@@ -37,6 +37,9 @@ def test_console_script_with_options(data_dir):
 def test_cli_rejects_bad_options():
     result = run(sys.executable, "-m", "chainrule", "train", "--hidden", "12,x")
     assert result.returncode == 2 and "--hidden" in result.stderr
+    for option, value in (("--lr", "nan"), ("--lr", "inf"), ("--seed", "-5")):
+        result = run(sys.executable, "-m", "chainrule", "train", option, value)
+        assert result.returncode == 2 and option in result.stderr, (option, value)
     result = run(sys.executable, "-m", "chainrule", "train", "--dataset", "mnist",
                  "--data-dir", "/nonexistent-dir")
     assert result.returncode == 1 and "error" in result.stderr
