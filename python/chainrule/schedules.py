@@ -159,6 +159,15 @@ class CosineDecay(Schedule):
             self.epochs = int(epochs)
         if self.steps_per_epoch is None:
             self.steps_per_epoch = int(steps_per_epoch)
+        # With min_lr 0 the rate past the end is 0, which fit refuses: say so before training.
+        if self.per_step:
+            end, total = self.step + epochs * steps_per_epoch, self.epochs * self.steps_per_epoch
+        else:
+            end, total = self.epoch + epochs, self.epochs
+        if self.min_lr == 0 and end > total:
+            raise ValueError(f"{self!r} reaches a rate of 0 after {self.epochs} epochs, and this "
+                             f"fit would train past them (to epoch {self.epoch + epochs}): give "
+                             f"min_lr > 0 or more epochs")
 
     def rate(self, base_lr, epoch, step, samples):
         if self.per_step:

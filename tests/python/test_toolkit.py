@@ -207,6 +207,14 @@ def test_finished_cosine_schedule_with_zero_floor_is_refused():
     model.fit(X, y, epochs=1, batch_size=16, lr=0.1, verbose=0, schedule=schedule)
     with pytest.raises(ValueError, match="min_lr"):
         model.fit(X, y, epochs=1, batch_size=16, verbose=0, schedule=schedule)
+    # refused before training, not when the rate reaches 0
+    model = mlp([64, 8, 10], seed=0)
+    before = model.get_weights()
+    with pytest.raises(ValueError, match=r"after 4 epochs, and this fit would train past them "
+                                         r"\(to epoch 6\)"):
+        model.fit(X, y, epochs=6, batch_size=16, verbose=0,
+                  schedule=schedules.CosineDecay(epochs=4))
+    assert all(np.array_equal(a, b) for (a, _), (b, _) in zip(before, model.get_weights()))
 
 
 # ----- callbacks, history, early stopping -----------------------------------------------------
