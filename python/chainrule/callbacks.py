@@ -15,6 +15,7 @@ chunk's last batch in the epoch and logs holds "first_batch", "n_batches" (the c
 import csv
 import math
 import os
+import warnings
 
 import numpy as np
 
@@ -62,7 +63,9 @@ class CSVLogger(Callback):
     """Append one row per epoch (epoch and every logged value) to a CSV file.
 
     append=False starts a new file at the beginning of training; append=True adds to an existing
-    one (the header is written only if the file is empty). Rows are flushed every epoch.
+    one: its header fixes the columns (a key it has no column for is left out, with a warning),
+    and the header is written only if the file is empty. "epoch" is the model's epoch number
+    (history.epoch), so appended rows continue the count. Rows are flushed every epoch.
     """
 
     def __init__(self, path, separator=",", append=False):
@@ -74,19 +77,29 @@ class CSVLogger(Callback):
         self._keys = None
 
     def on_train_begin(self, logs=None):
-        mode = "a" if self.append else "w"
-        self._file = open(self.path, mode, newline="")
-        self._writer = None
-        self._keys = None
+        self._keys, self._warned = None, False
+        if self.append and os.path.exists(self.path):
+            with open(self.path, newline="") as f:
+                header = next(csv.reader(f, delimiter=self.separator), None)
+            if header:
+                self._keys = header[1:]  # the file's columns, after "epoch"
+        self._file = open(self.path, "a" if self.append else "w", newline="")
+        self._writer = csv.writer(self._file, delimiter=self.separator)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        if self._writer is None:
+        if self._keys is None:
             self._keys = list(logs)
-            self._writer = csv.writer(self._file, delimiter=self.separator)
-            if not self.append or self._file.tell() == 0:
-                self._writer.writerow(["epoch"] + self._keys)
-        self._writer.writerow([epoch + 1] + [_fmt(logs.get(k, "")) for k in self._keys])
+            self._writer.writerow(["epoch"] + self._keys)
+        missing = [key for key in logs if key not in self._keys]
+        if missing and not self._warned:
+            warnings.warn(f"CSVLogger: {self.path} has no column for {missing}; they are not "
+                          f"written (log to a new file to keep them)", RuntimeWarning,
+                          stacklevel=2)
+            self._warned = True
+        history = getattr(self.model, "history", None)
+        number = history.epoch[-1] if history is not None and history.epoch else epoch + 1
+        self._writer.writerow([number] + [_fmt(logs.get(key, "")) for key in self._keys])
         self._file.flush()
 
     def on_train_end(self, logs=None):

@@ -139,3 +139,16 @@ def test_without_matplotlib_import_works_and_plots_say_how_to_install(monkeypatc
     assert out.stdout.strip() == "False"  # import chainrule never loads matplotlib
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     assert cli.main(["train", "--plot", "x.png", "--quiet"]) == 1  # fails before training
+
+
+def test_history_plot_puts_validation_points_at_their_epochs():
+    (X, y), (Xt, yt) = cr.datasets.load_digits()
+    model = cr.Sequential([cr.Dense(64, 16), cr.Dense(16, 10)], seed=0)
+    model.fit(X[:200], y[:200], epochs=3, lr=0.1, verbose=0)
+    model.fit(X[:200], y[:200], epochs=2, lr=0.1, validation_data=(Xt, yt), verbose=0)
+    figure = plots.plot_history(model)
+    validation = [line for line in figure.axes[0].get_lines()
+                  if line.get_label() == "validation"][0]
+    x, values = validation.get_xdata(), validation.get_ydata()
+    assert list(x) == [1, 2, 3, 4, 5]
+    assert np.isnan(values[:3]).all() and np.isfinite(values[3:]).all()

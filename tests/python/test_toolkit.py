@@ -293,7 +293,37 @@ def test_csv_logger_writes_the_history(tmp_path):
         assert [float(r[key]) for r in rows] == history[key]
     model.fit(X, y, epochs=1, batch_size=32, verbose=0, validation_data=(Xt, yt),
               callbacks=[callbacks.CSVLogger(path, append=True)])
-    assert len(list(csv.DictReader(open(path)))) == 4
+    rows = list(csv.DictReader(open(path)))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]  # the model's epoch numbers
+    assert float(rows[-1]["val_loss"]) == history["val_loss"][-1]
+
+
+def test_csv_logger_appends_under_the_files_own_columns(tmp_path):
+    (X, y), (Xt, yt) = digits(300)
+    path = tmp_path / "log.csv"
+    model = mlp([64, 16, 10], seed=0)
+    model.fit(X, y, epochs=2, batch_size=32, verbose=0, callbacks=[callbacks.CSVLogger(path)])
+    with pytest.warns(RuntimeWarning, match=r"no column for \['val_loss', 'val_accuracy'\]"):
+        model.fit(X, y, epochs=1, batch_size=32, verbose=0, validation_data=(Xt, yt),
+                  callbacks=[callbacks.CSVLogger(path, append=True)])
+    rows = list(csv.reader(open(path)))
+    assert rows[0] == ["epoch", "loss", "accuracy", "lr", "grad_norm", "time"]
+    assert all(len(row) == len(rows[0]) for row in rows)
+    assert [row[0] for row in rows[1:]] == ["1", "2", "3"]
+    assert float(rows[3][1]) == model.history["loss"][2]
+
+
+def test_history_lists_line_up_with_the_epochs():
+    """val_loss of a later fit with validation data sits at that fit's epochs, NaN before."""
+    (X, y), (Xt, yt) = digits(200)
+    model = mlp([64, 8, 10], seed=0)
+    model.fit(X, y, epochs=2, batch_size=32, verbose=0)
+    history = model.fit(X, y, epochs=2, batch_size=32, verbose=0, validation_data=(Xt, yt))
+    assert history.epoch == [1, 2, 3, 4]
+    assert all(len(values) == 4 for values in history.history.values())
+    assert np.isnan(history["val_loss"][:2]).all() and np.isfinite(history["val_loss"][2:]).all()
+    model.fit(X, y, epochs=1, batch_size=32, verbose=0)
+    assert np.isnan(history["val_loss"][4]) and len(history["loss"]) == 5
 
 
 def test_early_stopping_stops_and_restores_the_best_epoch():
