@@ -222,9 +222,10 @@ void register_network(py::module_& m, const char* name) {
             Workspace<T> ws;
             {
               py::gil_scoped_release release;
+              ParamLock::SharedGuard reading(n.param_lock());  // not while fit updates W
               n.forward(x, ws, false);
               n.output_delta(targets, ws, x.rows());
-              n.backward(x, ws, T(0));  // scale 0: fills δ for every layer, leaves grads alone
+              n.backward_deltas(x.rows(), ws);
             }
             py::list layers;
             for (std::size_t l = 0; l < n.n_layers(); ++l) {

@@ -232,15 +232,27 @@ class Network {
       const bool known = dense_backward_params<T>(layer_input(x, ws, l, B), delta, scale, dW_l,
                                                   db_l, accumulate, layer_sum_sq ? &sum_sq : nullptr);
       if (layer_sum_sq != nullptr) layer_sum_sq[l] = known ? double(sum_sq) : -1.0;
-      if (l > 0) {
-        auto delta_prev = ws.delta[l - 1].topRows(B);
-        dense_backward_input<T>(delta, W(l), delta_prev);
-        if (ws.dropout_active[l - 1]) delta_prev.array() *= ws.mask[l - 1].topRows(B).array();
-        activation_backward<T>(activations_[l - 1], leaky_slope_, ws.z[l - 1].topRows(B),
-                               ws.a[l - 1].topRows(B), delta_prev);
-      } else if (dx != nullptr) {
-        dense_backward_input<T>(delta, W(0), *dx);
-      }
+      propagate_delta(l, B, ws, dx);
+    }
+  }
+
+  // The δ of every layer (and dx if given) from the output δ in ws, without the parameter
+  // gradients: what trace shows. The gradient buffer is not touched.
+  void backward_deltas(Index B, Workspace<T>& ws, MatrixRef<T>* dx = nullptr) {
+    for (std::size_t l = n_layers(); l-- > 0;) propagate_delta(l, B, ws, dx);
+  }
+
+  // δ_prev = (δ·Wᵀ) ⊙ σ'(z_prev) into ws.delta[l − 1]; at the first layer, dx = δ·Wᵀ if asked.
+  void propagate_delta(std::size_t l, Index B, Workspace<T>& ws, MatrixRef<T>* dx) {
+    const ConstMatrixRef<T> delta = ws.delta[l].topRows(B);
+    if (l > 0) {
+      auto delta_prev = ws.delta[l - 1].topRows(B);
+      dense_backward_input<T>(delta, W(l), delta_prev);
+      if (ws.dropout_active[l - 1]) delta_prev.array() *= ws.mask[l - 1].topRows(B).array();
+      activation_backward<T>(activations_[l - 1], leaky_slope_, ws.z[l - 1].topRows(B),
+                             ws.a[l - 1].topRows(B), delta_prev);
+    } else if (dx != nullptr) {
+      dense_backward_input<T>(delta, W(0), *dx);
     }
   }
 

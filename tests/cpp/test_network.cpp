@@ -195,6 +195,31 @@ TEST(NetworkGradient, InputGradientMatchesFiniteDifferences) {
   EXPECT_EIGEN_NEAR(dx, numeric, 1e-8);
 }
 
+TEST(NetworkGradient, DeltasAloneMatchTheFullBackwardPassAndLeaveTheGradientsAlone) {
+  Net net({3, 4, 2}, {Activation::tanh, Activation::identity}, Loss::mse);
+  randomize(net, 5);
+  const Matrix<double> x = random_matrix(3, 3, 6);
+  const Matrix<double> y = random_matrix(3, 2, 7);
+  Workspace<double> full, deltas;
+  net.zero_grad();
+  net.accumulate_gradients(x, value_targets(y), full, 1.0, false);
+  const Vec grads = grads_of(net);
+  net.forward(x, deltas, false);
+  net.output_delta(value_targets(y), deltas, x.rows());
+  net.backward_deltas(x.rows(), deltas);
+  for (std::size_t l = 0; l < net.n_layers(); ++l)
+    EXPECT_EIGEN_NEAR(deltas.delta[l].topRows(3), full.delta[l].topRows(3), 0.0);
+  EXPECT_EIGEN_NEAR(grads_of(net), grads, 0.0);
+  // A δ that is not finite stays out of the gradients too (weights of 1e200: δ·Wᵀ overflows
+  // to inf and meets tanh' = 0 in the hidden layer); backward with scale 0 had added 0·NaN.
+  for (Index i = 0; i < net.n_params(); ++i) net.params()[i] = 1e200;
+  net.forward(x, deltas, false);
+  net.output_delta(value_targets(y), deltas, x.rows());
+  net.backward_deltas(x.rows(), deltas);
+  EXPECT_FALSE(deltas.delta[0].topRows(3).allFinite());
+  EXPECT_EIGEN_NEAR(grads_of(net), grads, 0.0);
+}
+
 TEST(NetworkGradient, BatchGradientIsTheMeanOfPerSampleGradients) {
   Net net({2, 3, 2}, {Activation::tanh, Activation::identity}, Loss::mse);
   randomize(net, 11);
