@@ -91,11 +91,13 @@ class GradcheckResult:
     """What gradcheck found. errors[i] is layer i's largest relative error over the parameters
     checked, passed is True when every error is at most tol; bool(result) is result.passed.
     layers[i] holds the details: checked, params, error, worst (("W", (r, c)) or ("b", (c,))),
-    analytic and numeric (at the worst entry), passed."""
+    analytic and numeric (at the worst entry), passed, and vanishing (every gradient checked
+    was below floor·tol, too small to tell from 0: the layer passes but was hardly tested)."""
 
-    def __init__(self, layers, tol, eps, near_kinks):
+    def __init__(self, layers, tol, eps, near_kinks, floor):
         self.layers = layers
         self.tol = tol
+        self.floor = floor
         self.eps = eps
         self.near_kinks = near_kinks
         self.errors = [d["error"] for d in layers]
@@ -118,6 +120,11 @@ class GradcheckResult:
         verdict = "passed" if self.passed else "FAILED"
         rows.append(f"gradcheck {verdict}: max relative error {self.max_error:.2e} "
                     f"(tolerance {self.tol:g}, central differences, step {self.eps:g}, float64)")
+        for d in self.layers:
+            if d.get("vanishing"):
+                rows.append(f"note: every gradient checked in layer {d['layer']} is below "
+                            f"{self.floor * self.tol:.0e}, so the check can not tell it from 0 "
+                            f"(dead or saturated units?)")
         if self.near_kinks:
             rows.append(f"note: {self.near_kinks} ReLU pre-activations lie within 1e3·step of "
                         f"the kink at z = 0, where finite differences are not exact")
@@ -155,6 +162,12 @@ def gradcheck(model, X, y, *, eps=1e-5, tol=1e-5, max_checks=1000, floor=1e-4, s
     derivative shows up as an error of 1e-3 or more, far above tol. Returns a
     GradcheckResult: errors (max relative error per layer), passed, and a printable table.
     """
+    from ._validation import positive_float, positive_int
+
+    eps, tol, floor = (positive_float(value, name)
+                       for value, name in ((eps, "eps"), (tol, "tol"), (floor, "floor")))
+    if max_checks is not None:
+        max_checks = positive_int(max_checks, "max_checks")
     copy = _float64_copy(model)
     Xc, Y = _inputs(copy, X, y)
     grads = copy.gradients(Xc, Y)
@@ -178,7 +191,7 @@ def gradcheck(model, X, y, *, eps=1e-5, tol=1e-5, max_checks=1000, floor=1e-4, s
         w_idx = list(np.ndindex(layer.W.shape))
         b_idx = list(np.ndindex(layer.b.shape))
         if max_checks is not None and n_params > max_checks:
-            n_b = min(len(b_idx), max(1, max_checks // 10))
+            n_b = min(len(b_idx), max(1, max_checks // 10)) if max_checks > 1 else 0
             n_w = min(len(w_idx), max_checks - n_b)
             w_idx = [w_idx[k] for k in sorted(rng.choice(len(w_idx), n_w, replace=False))]
             b_idx = [b_idx[k] for k in sorted(rng.choice(len(b_idx), n_b, replace=False))]
@@ -188,16 +201,19 @@ def gradcheck(model, X, y, *, eps=1e-5, tol=1e-5, max_checks=1000, floor=1e-4, s
         where = [("W", idx) for idx in w_idx] + [("b", idx) for idx in b_idx]
         worst = int(np.argmax(errors))
         error = float(errors[worst])
+        largest = max(np.abs(np.concatenate([aw, ab, nw, nb])).max(initial=0.0), 0.0)
         results.append({"layer": i, "checked": len(where), "params": n_params, "error": error,
                         "worst": where[worst],
                         "analytic": float(np.concatenate([aw, ab])[worst]),
                         "numeric": float(np.concatenate([nw, nb])[worst]),
-                        "passed": error <= tol})
+                        "passed": error <= tol,
+                        # all below what the check can tell from 0: it passes, but tests little
+                        "vanishing": bool(largest < floor * tol)})
     near_kinks = 0
     for layer, t in zip(copy.layers, copy._net.trace(Xc, Y)):
         if layer.activation in ("relu", "leaky_relu"):
             near_kinks += int(np.count_nonzero(np.abs(t["z"]) < 1e3 * eps))
-    return GradcheckResult(results, tol, eps, near_kinks)
+    return GradcheckResult(results, tol, eps, near_kinks, floor)
 
 
 # ----- explain ------------------------------------------------------------------------------------

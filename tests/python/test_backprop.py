@@ -43,6 +43,22 @@ def test_backprop_matches_the_core_gradients_and_touches_nothing(loss, output, m
     np.testing.assert_allclose(bp["dx"], g["dx"], rtol=1e-10, atol=1e-14)
 
 
+def test_backprop_of_an_exploding_model_leaves_the_gradients_alone():
+    """Where a learner looks inside a model that is blowing up: δ is inf, and the gradient
+    buffers must not turn into NaN (the trace once added 0·δ to them)."""
+    model = Sequential([cr.Dense(2, 3, activation="identity"), cr.Dense(3, 1)], loss="mse",
+                       dtype="float64")
+    X, y = np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([1.0, 2.0])
+    model.gradients(X, y)
+    before = [(layer.dW.copy(), layer.db.copy()) for layer in model.layers]
+    model.set_weights([(np.full((2, 3), 1e200), np.zeros(3)), (np.full((3, 1), 1e200), np.zeros(1))])
+    result = cr.backprop(model, X, y)
+    assert not np.isfinite(result["layers"][-1]["delta"]).all()
+    for layer, (dW, db) in zip(model.layers, before):
+        np.testing.assert_array_equal(layer.dW, dW)
+        np.testing.assert_array_equal(layer.db, db)
+
+
 def test_backprop_quantities_follow_the_math_section():
     rng = np.random.default_rng(1)
     model = net("mse", "sigmoid")
@@ -90,6 +106,29 @@ def test_gradcheck_passes(loss, output, make_y, dtype):
     assert [d["checked"] for d in result.layers] == [25, 36, 21]
     text = str(result)
     assert "gradcheck passed" in text and text.count(" ok") == 3
+
+
+def test_gradcheck_refuses_settings_that_check_nothing():
+    rng = np.random.default_rng(3)
+    model = net("mse", "tanh")
+    X, y = rng.normal(size=(4, 4)), rng.normal(size=(4, 3))
+    for option, value in (("eps", 0.0), ("tol", -1.0), ("floor", 0.0)):
+        with pytest.raises(ValueError, match=option):
+            cr.gradcheck(model, X, y, **{option: value})
+    with pytest.raises(ValueError, match="max_checks"):
+        cr.gradcheck(model, X, y, max_checks=0)
+    one = cr.gradcheck(model, X, y, max_checks=1)  # one weight per layer, not a bias
+    assert [d["checked"] for d in one.layers] == [1, 1, 1]
+    assert all(d["worst"][0] == "W" for d in one.layers)
+
+
+def test_gradcheck_says_when_a_layer_had_nothing_to_compare():
+    model = Sequential([cr.Dense(4, 5, activation="relu"), cr.Dense(5, 3)], dtype="float64")
+    W2 = np.random.default_rng(0).normal(size=(5, 3))
+    model.set_weights([(np.full((4, 5), -1.0), np.full(5, -10.0)), (W2, np.zeros(3))])  # dead
+    result = cr.gradcheck(model, np.random.default_rng(1).normal(size=(6, 4)), np.zeros(6))
+    assert result.passed and [d["vanishing"] for d in result.layers] == [True, False]
+    assert "every gradient checked in layer 0 is below" in str(result)
 
 
 def test_gradcheck_catches_a_wrong_gradient(monkeypatch):
