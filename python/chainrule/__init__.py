@@ -8,13 +8,14 @@ from ._dispatch import load_core as _load_core
 # How idle OpenMP workers wait between the core's products (docs/performance.md, "Threads on
 # small and shared machines"). Spinning without end took CPU from the thread doing the serial
 # work, and on virtual machines a woken sleeper arrives tens of µs late for every product. So:
-# sleep (passive), but with libgomp spin first for 10 000 rounds (a fraction of a millisecond),
-# which spans the gaps inside a training step: 2 threads at batch 256 went from 1.51x to 1.69x
-# one thread's speed on Zen 4. Only defaults: OMP_WAIT_POLICY is left alone where the user set
-# it, GOMP_SPINCOUNT where the user set either (an explicit spin count overrides the policy's
-# in libgomp). OpenMP reads them once, at load.
+# sleep (passive), but with libgomp spin first for 300 000 rounds (about 4 ms at the 12 ns a
+# `pause` took on the Intel VM), which spans the gaps inside a training step. On Zen 4, 10 000
+# rounds took 2 threads at batch 256 from 1.51x to 1.69x one thread's speed; on the Intel VM
+# 10 000 was too short, and 300 000 gained another 10-20 %. Only defaults: OMP_WAIT_POLICY is
+# left alone where the user set it, GOMP_SPINCOUNT where the user set either (an explicit spin
+# count overrides the policy's in libgomp). OpenMP reads them once, at load.
 if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
-    os.environ["GOMP_SPINCOUNT"] = "10000"
+    os.environ["GOMP_SPINCOUNT"] = "300000"
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 # The fastest build of the C++ core this CPU runs, under the one name the package uses.

@@ -223,7 +223,7 @@ def test_openmp_waiting_defaults_leave_the_users_choice_alone():
     # By default: sleep, after a short spin (docs/performance.md, "Threads on small and shared
     # machines"); whatever the user set of either variable is kept, and the other not forced
     # over it.
-    assert _thread_env_in_subprocess() == ("passive", "10000")
+    assert _thread_env_in_subprocess() == ("passive", "300000")
     assert _thread_env_in_subprocess(OMP_WAIT_POLICY="active") == ("active", "None")
     assert _thread_env_in_subprocess(OMP_WAIT_POLICY="passive") == ("passive", "None")
     assert _thread_env_in_subprocess(GOMP_SPINCOUNT="5") == ("passive", "5")
