@@ -394,12 +394,18 @@ void gemm(Index m, Index n, Index k, const View<T>& a, const View<T>& b, T* c, I
   T* const pack_a_to = packed.a.data();
   T* const pack_b_to = packed.b.data();
   threads = int(std::max<Index>(1, std::min<Index>(threads, p.items())));
-  // Pack slice [k0, k0 + kc)'s panel q: B's panels first, then A's.
-  auto pack_panel = [&](Index q, Index k0, Index kc) {
-    if (q < p.b_panels) {
-      if (p.b_panel_packed(q))
-        pack_b_panel(b, k0, kc, q * NR, std::min<Index>(NR, n - q * NR), pack_b_to + q * NR * kc);
-    } else if (const Index qa = q - p.b_panels; qa >= p.a_in_place) {
+  // The panels that are packed (not read in place): B's first, then A's. The threads share
+  // out only these, so none packs alone while the other skips panels read in place.
+  const Index b_first_packed = p.b_in_place ? p.b_panels - (n % NR != 0) : 0;
+  const Index b_to_pack = p.b_panels - b_first_packed;
+  const Index to_pack = b_to_pack + (p.a_panels - p.a_in_place);
+  // Pack slice [k0, k0 + kc)'s t-th packed panel.
+  auto pack_panel = [&](Index t, Index k0, Index kc) {
+    if (t < b_to_pack) {
+      const Index q = b_first_packed + t;
+      pack_b_panel(b, k0, kc, q * NR, std::min<Index>(NR, n - q * NR), pack_b_to + q * NR * kc);
+    } else {
+      const Index qa = p.a_in_place + (t - b_to_pack);
       pack_a_panel(a, qa * MR, std::min<Index>(MR, m - qa * MR), k0, kc,
                    pack_a_to + (qa - p.a_in_place) * MR * kc);
     }
@@ -419,7 +425,7 @@ void gemm(Index m, Index n, Index k, const View<T>& a, const View<T>& b, T* c, I
   if (threads == 1) {  // no parallel region (threads.hpp: parallel_for)
     for (Index k0 = 0; k0 < k; k0 += p.kc) {
       const Index kc = std::min(p.kc, k - k0);
-      for (Index q = 0; q < p.b_panels + p.a_panels; ++q) pack_panel(q, k0, kc);
+      for (Index t = 0; t < to_pack; ++t) pack_panel(t, k0, kc);
       for (Index item = 0; item < p.items(); ++item) run_item(item, k0, kc);
     }
     return;
@@ -434,7 +440,7 @@ void gemm(Index m, Index n, Index k, const View<T>& a, const View<T>& b, T* c, I
 #ifdef _OPENMP
 #pragma omp for schedule(static)
 #endif
-    for (Index q = 0; q < p.b_panels + p.a_panels; ++q) pack_panel(q, k0, kc);
+    for (Index t = 0; t < to_pack; ++t) pack_panel(t, k0, kc);
 #ifdef _OPENMP
 #pragma omp for schedule(dynamic, 1)
 #endif
