@@ -56,12 +56,13 @@ TEST(SmallBatchForward, TakesSmallBatchesInWholePackets) {
   EXPECT_FALSE(small_batch_forward_fits<double>(32, P + 1));
 }
 
-// Every row remainder (rows mod 4) and every panel width (1, 2, 3 packets, several panels).
+// Every row remainder (rows mod 4), every panel width (1, 2, 3 packets, several panels), and
+// depths of one slice (up to 256), two (257, 512: the sums carried over in z) and four (784).
 TEST(SmallBatchForward, IsThePlainProductPlusBiasThenRelu) {
   const Index P = kPacket<double>;
   for (Index rows : {4, 5, 6, 7, 32, 33, 64})
     for (Index cols : {P, 2 * P, 3 * P, 4 * P, 5 * P, 7 * P})
-      for (Index depth : {1, 3, 50}) {
+      for (Index depth : {0, 1, 3, 50, 256, 257, 512, 784}) {
         SCOPED_TRACE(::testing::Message() << rows << " rows, " << cols << " cols, depth " << depth);
         const Matrix<double> x = random_matrix(rows, depth, 1);
         const Matrix<double> W = random_matrix(depth, cols, 2);
