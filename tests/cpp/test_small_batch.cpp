@@ -76,6 +76,34 @@ TEST(SmallBatchForward, IsThePlainProductPlusBiasThenRelu) {
       }
 }
 
+// The bits, not only the values: each element is summed over the whole depth in order (one
+// multiply-add per k, fused where the build has FMA) and then b added, across the slices whose
+// partial sums wait in z. A slice that restarted its sum, or added b early, would differ.
+TEST(SmallBatchForward, SumsEachElementInDepthOrderAcrossSlices) {
+  const Index P = kPacket<double>;
+  for (Index depth : {257, 784}) {
+    SCOPED_TRACE(::testing::Message() << "depth " << depth);
+    const Index rows = 7, cols = 5 * P;
+    const Matrix<double> x = random_matrix(rows, depth, 10);
+    const Matrix<double> W = random_matrix(depth, cols, 11);
+    const Matrix<double> b = random_matrix(1, cols, 12);
+    Matrix<double> expected(rows, cols);
+    for (Index i = 0; i < rows; ++i)
+      for (Index j = 0; j < cols; ++j) {
+        double sum = 0;
+        for (Index k = 0; k < depth; ++k) {
+#ifdef __FMA__
+          sum = std::fma(x(i, k), W(k, j), sum);
+#else
+          sum = sum + x(i, k) * W(k, j);  // no FMA instruction, so nothing to contract into
+#endif
+        }
+        expected(i, j) = sum + b(0, j);
+      }
+    EXPECT_EIGEN_NEAR(small_batch_forward(x, W, b).z, expected, 0.0);
+  }
+}
+
 // x may be a block of a wider matrix (a layer's input taken from a workspace).
 TEST(SmallBatchForward, ReadsStridedInputs) {
   const Index P = kPacket<double>;
