@@ -120,6 +120,9 @@ T sum_of_squares(const T* x, Index n) {
   return sum;
 }
 
+// The passes (forward, backward, training, inference) are only declared here: network.cpp
+// defines them and compiles them for float and double, so the files that include this header
+// do not compile the network again.
 template <class T>
 class Network {
  public:
@@ -197,23 +200,10 @@ class Network {
   void zero_grad() { grads_.setZero(); }
 
   // Forward pass of x (B, n_in) into ws; training turns dropout on.
-  void forward(const ConstMatrixRef<T>& x, Workspace<T>& ws, bool training) {
-    const Index B = x.rows();
-    reserve(ws, B);
-    for (std::size_t l = 0; l < n_layers(); ++l) {
-      dense_forward<T>(layer_input(x, ws, l, B), W(l), b(l), activations_[l], leaky_slope_,
-                       ws.z[l].topRows(B), ws.a[l].topRows(B));
-      ws.dropout_active[l] = training && dropout_[l] > 0;
-      if (ws.dropout_active[l]) apply_dropout(ws, l, B);
-    }
-  }
+  void forward(const ConstMatrixRef<T>& x, Workspace<T>& ws, bool training);
 
   // Output layer's δ from the cost, for the batch last run through forward().
-  LossResult<T> output_delta(const Targets<T>& y, Workspace<T>& ws, Index B) {
-    const std::size_t L = n_layers() - 1;
-    return loss_forward_backward<T>(loss_, activations_[L], leaky_slope_, ws.z[L].topRows(B),
-                                    ws.a[L].topRows(B), y, ws.delta[L].topRows(B));
-  }
+  LossResult<T> output_delta(const Targets<T>& y, Workspace<T>& ws, Index B);
 
   // Backward pass from the output δ in ws: accumulates scale·∂C/∂W and scale·∂C/∂b into the
   // gradient buffer and, recursively, δ_prev = (δ·Wᵀ) ⊙ σ'(z_prev) into ws.delta.
@@ -222,70 +212,25 @@ class Network {
   // With layer_sum_sq (and accumulate = false), each layer's Σ dW² + Σ db² goes into
   // layer_sum_sq[l] where the weight-gradient kernel computed it on the way, and −1 elsewhere.
   void backward(const ConstMatrixRef<T>& x, Workspace<T>& ws, T scale, MatrixRef<T>* dx = nullptr,
-                bool accumulate = true, double* layer_sum_sq = nullptr) {
-    const Index B = x.rows();
-    for (std::size_t l = n_layers(); l-- > 0;) {
-      const ConstMatrixRef<T> delta = ws.delta[l].topRows(B);
-      auto dW_l = dW(l);
-      auto db_l = db(l);
-      T sum_sq = 0;
-      const bool known = dense_backward_params<T>(layer_input(x, ws, l, B), delta, scale, dW_l,
-                                                  db_l, accumulate, layer_sum_sq ? &sum_sq : nullptr);
-      if (layer_sum_sq != nullptr) layer_sum_sq[l] = known ? double(sum_sq) : -1.0;
-      propagate_delta(l, B, ws, dx);
-    }
-  }
+                bool accumulate = true, double* layer_sum_sq = nullptr);
 
   // The δ of every layer (and dx if given) from the output δ in ws, without the parameter
   // gradients: what trace shows. The gradient buffer is not touched.
-  void backward_deltas(Index B, Workspace<T>& ws, MatrixRef<T>* dx = nullptr) {
-    for (std::size_t l = n_layers(); l-- > 0;) propagate_delta(l, B, ws, dx);
-  }
+  void backward_deltas(Index B, Workspace<T>& ws, MatrixRef<T>* dx = nullptr);
 
   // δ_prev = (δ·Wᵀ) ⊙ σ'(z_prev) into ws.delta[l − 1]; at the first layer, dx = δ·Wᵀ if asked.
-  void propagate_delta(std::size_t l, Index B, Workspace<T>& ws, MatrixRef<T>* dx) {
-    const ConstMatrixRef<T> delta = ws.delta[l].topRows(B);
-    if (l > 0) {
-      auto delta_prev = ws.delta[l - 1].topRows(B);
-      dense_backward_input<T>(delta, W(l), delta_prev);
-      if (ws.dropout_active[l - 1]) delta_prev.array() *= ws.mask[l - 1].topRows(B).array();
-      activation_backward<T>(activations_[l - 1], leaky_slope_, ws.z[l - 1].topRows(B),
-                             ws.a[l - 1].topRows(B), delta_prev);
-    } else if (dx != nullptr) {
-      dense_backward_input<T>(delta, W(0), *dx);
-    }
-  }
+  void propagate_delta(std::size_t l, Index B, Workspace<T>& ws, MatrixRef<T>* dx);
 
   // forward → cost → backward for one batch, adding scale·gradient to the gradient buffer.
   LossResult<T> accumulate_gradients(const ConstMatrixRef<T>& x, const Targets<T>& y,
                                      Workspace<T>& ws, T scale, bool training,
-                                     MatrixRef<T>* dx = nullptr) {
-    forward(x, ws, training);
-    const LossResult<T> result = output_delta(y, ws, x.rows());
-    backward(x, ws, scale, dx);
-    return result;
-  }
+                                     MatrixRef<T>* dx = nullptr);
 
   // One full training step on a batch: forward, cost, backward (overwriting the gradient
   // buffer), check, clip, update.
   // A non-finite loss or gradient leaves the parameters untouched and is reported in stats.
   void train_step(const ConstMatrixRef<T>& x, const Targets<T>& y, const StepOptions& options,
-                  TrainStats& stats) {
-    const Index B = x.rows();
-    forward(x, train_ws_, true);
-    const LossResult<T> result = output_delta(y, train_ws_, B);
-    backward(x, train_ws_, T(1) / T(B), nullptr, /*accumulate=*/false, layer_sum_sq_.data());
-    if (!std::isfinite(double(result.loss_sum))) stats.nonfinite_loss = true;
-    double norm = 0;
-    // Coupled L2 changes the gradient after backward, so its squares are taken afresh.
-    const double* known_sum_sq = options.l2 > 0 ? nullptr : layer_sum_sq_.data();
-    if (!apply_gradients(options, stats, &norm, known_sum_sq)) return;
-    stats.loss_sum += double(result.loss_sum);
-    stats.n_correct += result.n_correct;
-    stats.n_samples += B;
-    stats.n_batches += 1;
-    stats.grad_norm = norm;
-  }
+                  TrainStats& stats);
 
   // The update half of a training step, on whatever the gradient buffer holds now (e.g.
   // gradients accumulated here and then summed across processes): coupled L2, global-norm
@@ -294,17 +239,7 @@ class Network {
   // returns false; stats.nonfinite_layer names the first non-finite layer.
   // known_sum_sq[l], where ≥ 0 (or not finite), is layer l's Σ g² already computed by backward.
   bool apply_gradients(const StepOptions& options, TrainStats& stats, double* norm = nullptr,
-                       const double* known_sum_sq = nullptr) {
-    if (options.l2 > 0)
-      for (std::size_t l = 0; l < n_layers(); ++l) dW(l) += T(options.l2) * W(l);
-    const double g = grad_norm_checked(stats, known_sum_sq);
-    if (norm != nullptr) *norm = g;
-    if (stats.nonfinite_loss || stats.nonfinite_layer >= 0) return false;
-    if (options.max_grad_norm > 0 && g > options.max_grad_norm)
-      grads_ *= T(options.max_grad_norm / (g + 1e-6));
-    optimizer_->step(params_.data(), grads_.data(), n_params(), T(options.lr));
-    return true;
-  }
+                       const double* known_sum_sq = nullptr);
 
   // Trains on batches [first_batch, first_batch + n_batches) of an epoch whose sample order is
   // order[0..n) (nullptr: 0..n−1). Rows are gathered into the workspace, so X is never copied
@@ -318,46 +253,13 @@ class Network {
 
   TrainStats train_batches(const ConstMatrixRef<T>& X, const Targets<T>& Y,
                            const std::int64_t* order, Index batch_size, Index first_batch,
-                           Index n_batches, const StepOptions& options) {
-    TrainStats stats;
-    const Index n = X.rows();
-    reserve(train_ws_, std::min(batch_size, n));
-    Workspace<T>& ws = train_ws_;
-    for (Index k = first_batch; k < first_batch + n_batches; ++k) {
-      const Index start = k * batch_size;
-      if (start >= n) break;
-      const Index B = std::min(batch_size, n - start);
-      Targets<T> batch_y;
-      if (order == nullptr) {
-        batch_y = Y;
-        if (Y.labels) batch_y.labels = Y.labels + start;
-        if (Y.values) batch_y.values = Y.values + start * Y.stride;
-        train_step(X.middleRows(start, B), batch_y, options, stats);
-      } else {
-        gather_rows(X, order + start, B, ws.x);
-        if (Y.labels) {
-          for (Index i = 0; i < B; ++i) ws.labels[i] = Y.labels[order[start + i]];
-          batch_y.labels = ws.labels.data();
-        } else {
-          for (Index i = 0; i < B; ++i) ws.y.row(i) = Y.row(order[start + i], n_outputs());
-          batch_y.values = ws.y.data();
-          batch_y.stride = n_outputs();
-        }
-        train_step(ws.x.topRows(B), batch_y, options, stats);
-      }
-      if (stats.nonfinite_loss || stats.nonfinite_layer >= 0) break;
-    }
-    return stats;
-  }
+                           Index n_batches, const StepOptions& options);
 
   // out.row(i) = X.row(rows[i]) for i < count. The rows of a shuffled batch are scattered over
   // X, usually far larger than the caches, so the copy waits on memory row after row; with
   // several threads, several cores wait at once.
   static void gather_rows(const ConstMatrixRef<T>& X, const std::int64_t* rows, Index count,
-                          Matrix<T>& out) {
-    const int threads = count * X.cols() >= kMinParallelCopy ? get_num_threads() : 1;
-    parallel_for(count, threads, [&](Index i) { out.row(i) = X.row(rows[i]); });
-  }
+                          Matrix<T>& out);
   static constexpr Index kMinParallelCopy = 1 << 16;  // values; below, a parallel region costs more
 
   // Inference runs in chunks of this many rows: large enough that packing W for each chunk
@@ -367,113 +269,29 @@ class Network {
 
   // Outputs a = σ(z) of the last layer for X (n, n_in) into out (n, n_out), in chunks, with a
   // workspace borrowed from a pool so that several threads may predict at once.
-  void predict(const ConstMatrixRef<T>& X, MatrixRef<T> out) {
-    auto lease = inference_workspaces_.borrow();
-    Workspace<T>& ws = *lease;
-    const std::size_t L = n_layers() - 1;
-    for (Index start = 0; start < X.rows(); start += kInferenceChunk) {
-      const Index B = std::min(kInferenceChunk, X.rows() - start);
-      forward_inference(X.middleRows(start, B), ws, /*output_z=*/false);
-      out.middleRows(start, B) = ws.a[L].topRows(B);
-    }
-  }
+  void predict(const ConstMatrixRef<T>& X, MatrixRef<T> out);
 
   // Σ_k C_k and the classification hits over X, forward only, in chunks (thread-safe like predict).
-  LossResult<T> evaluate(const ConstMatrixRef<T>& X, const Targets<T>& Y) {
-    auto lease = inference_workspaces_.borrow();
-    Workspace<T>& ws = *lease;
-    LossResult<T> total;
-    for (Index start = 0; start < X.rows(); start += kInferenceChunk) {
-      const Index B = std::min(kInferenceChunk, X.rows() - start);
-      Targets<T> y = Y;
-      if (Y.labels) y.labels = Y.labels + start;
-      if (Y.values) y.values = Y.values + start * Y.stride;
-      forward_inference(X.middleRows(start, B), ws, /*output_z=*/true);
-      const LossResult<T> part = output_delta(y, ws, B);
-      total.loss_sum += part.loss_sum;
-      total.n_correct += part.n_correct;
-    }
-    return total;
-  }
+  LossResult<T> evaluate(const ConstMatrixRef<T>& X, const Targets<T>& Y);
 
   // Global gradient norm; records the first layer whose gradient is not finite.
-  double grad_norm_checked(TrainStats& stats, const double* known_sum_sq = nullptr) {
-    double total = 0;
-    for (std::size_t l = 0; l < n_layers(); ++l) {
-      // dW(l) and db(l) are one contiguous range of the gradient buffer.
-      const Index count = sizes_[l] * sizes_[l + 1] + sizes_[l + 1];
-      const bool known = known_sum_sq != nullptr && !(known_sum_sq[l] < 0);
-      const double layer = known ? known_sum_sq[l]
-                                 : double(sum_of_squares(grads_.data() + w_offset_[l], count));
-      if (!std::isfinite(layer) && stats.nonfinite_layer < 0) stats.nonfinite_layer = int(l);
-      total += layer;
-    }
-    return std::sqrt(total);
-  }
+  double grad_norm_checked(TrainStats& stats, const double* known_sum_sq = nullptr);
 
   Workspace<T>& train_workspace() { return train_ws_; }
 
-  void reserve(Workspace<T>& ws, Index B) const {
-    if (ws.capacity >= B && ws.z.size() == n_layers()) return;
-    const std::size_t L = n_layers();
-    ws.capacity = B;
-    ws.z.resize(L), ws.a.resize(L), ws.dropped.resize(L), ws.mask.resize(L), ws.delta.resize(L);
-    ws.dropout_active.assign(L, false);
-    for (std::size_t l = 0; l < L; ++l) {
-      const Index out = sizes_[l + 1];
-      ws.z[l].resize(B, out);
-      ws.a[l].resize(B, out);
-      ws.delta[l].resize(B, out);
-      if (dropout_[l] > 0) ws.dropped[l].resize(B, out), ws.mask[l].resize(B, out);
-    }
-    ws.x.resize(B, n_inputs());
-    ws.y.resize(B, n_outputs());
-    ws.labels.resize(B);
-  }
+  void reserve(Workspace<T>& ws, Index B) const;
 
  private:
   // The forward pass of inference: no dropout, and each layer's a = σ(a_prev·W + b) computed in
   // place in ws.a, since z is not needed again (one stream of writes less, 2-3 % at batch
   // 1024). The output layer's z is kept only when the cost needs it (output_z).
-  void forward_inference(const ConstMatrixRef<T>& x, Workspace<T>& ws, bool output_z) {
-    const Index B = x.rows();
-    reserve_inference(ws, B);
-    const std::size_t L = n_layers() - 1;
-    for (std::size_t l = 0; l <= L; ++l) {
-      ws.dropout_active[l] = false;
-      auto a = ws.a[l].topRows(B);
-      auto z = output_z && l == L ? ws.z[l].topRows(B) : a;
-      const ConstMatrixRef<T> a_prev = layer_input(x, ws, l, B);
-      if (B == 1 && one_row_forward_fits<T>(sizes_[l], sizes_[l + 1])) {
-        one_row_forward<T>(a_prev.data(), W(l), b(l).data(), z.data(), ws.one_row_scratch.data(),
-                           ws.one_row_backwards);
-        activation_forward<T>(activations_[l], leaky_slope_, z, a);
-      } else {
-        dense_forward<T>(a_prev, W(l), b(l), activations_[l], leaky_slope_, z, a);
-      }
-    }
-    ws.one_row_backwards = !ws.one_row_backwards;
-  }
+  void forward_inference(const ConstMatrixRef<T>& x, Workspace<T>& ws, bool output_z);
 
   // Sizes an inference workspace (predict, evaluate): each layer's a, and the output layer's z
   // and δ, which the cost needs. The hidden layers' z and δ and the gathered batch of training
   // are never touched there (3 MB at 512 rows of 784-256-128-10). Such a workspace is only ever
   // used by forward_inference.
-  void reserve_inference(Workspace<T>& ws, Index B) const {
-    const std::size_t L = n_layers();
-    if (ws.capacity >= B && ws.a.size() == L) return;
-    ws.capacity = B;
-    ws.z.resize(L), ws.a.resize(L), ws.dropped.resize(L), ws.mask.resize(L), ws.delta.resize(L);
-    ws.dropout_active.assign(L, false);
-    for (std::size_t l = 0; l < L; ++l) ws.a[l].resize(B, sizes_[l + 1]);
-    ws.z[L - 1].resize(B, n_outputs());
-    ws.delta[L - 1].resize(B, n_outputs());
-    Index scratch = 0;
-    for (std::size_t l = 0; l < L; ++l)
-      if (one_row_forward_fits<T>(sizes_[l], sizes_[l + 1]))
-        scratch = std::max(scratch, one_row_scratch_size(sizes_[l], sizes_[l + 1]));
-    ws.one_row_scratch.resize(std::size_t(scratch));
-  }
+  void reserve_inference(Workspace<T>& ws, Index B) const;
 
   // The input of layer l: x for the first layer, else the previous layer's (dropped-out) output.
   ConstMatrixRef<T> layer_input(const ConstMatrixRef<T>& x, Workspace<T>& ws, std::size_t l,
@@ -484,17 +302,7 @@ class Network {
   }
 
   // Inverted dropout: keep each unit with probability 1 − p and scale it by 1/(1 − p).
-  void apply_dropout(Workspace<T>& ws, std::size_t l, Index B) {
-    if (ws.mask[l].rows() < B) {  // dropout switched on after the workspace was sized
-      ws.mask[l].resize(ws.capacity, sizes_[l + 1]);
-      ws.dropped[l].resize(ws.capacity, sizes_[l + 1]);
-    }
-    const double p = dropout_[l];
-    const T keep_scale = T(1 / (1 - p));
-    auto mask = ws.mask[l].topRows(B);
-    for (Index r = 0; r < B; ++r) rng_.keep_mask(&mask(r, 0), mask.cols(), p, keep_scale);
-    ws.dropped[l].topRows(B) = ws.a[l].topRows(B).cwiseProduct(mask);
-  }
+  void apply_dropout(Workspace<T>& ws, std::size_t l, Index B);
 
   std::vector<Index> sizes_;
   std::vector<Activation> activations_;
@@ -510,8 +318,5 @@ class Network {
   WorkspacePool<T> inference_workspaces_;
   std::unique_ptr<ParamLock> param_lock_ = std::make_unique<ParamLock>();  // keeps Network movable
 };
-
-extern template class Network<float>;
-extern template class Network<double>;
 
 }  // namespace chainrule
