@@ -105,4 +105,15 @@ void activation_backward(Activation act, T leaky_slope, const ConstMatrixRef<T>&
   }
 }
 
+// Compiled once, for float and double, in network.cpp; the files that include this header
+// call those instead of compiling them again.
+#define CHAINRULE_ACTIVATION_INSTANCES(PREFIX, T)                                                  \
+  PREFIX void bias_activation_forward<T>(Activation, T, const ConstRowVectorMap<T>&, MatrixRef<T>, \
+                                         MatrixRef<T>);                                            \
+  PREFIX void activation_forward<T>(Activation, T, MatrixRef<T>, MatrixRef<T>);                    \
+  PREFIX void activation_backward<T>(Activation, T, const ConstMatrixRef<T>&,                      \
+                                     const ConstMatrixRef<T>&, MatrixRef<T>);
+CHAINRULE_ACTIVATION_INSTANCES(extern template, float)
+CHAINRULE_ACTIVATION_INSTANCES(extern template, double)
+
 }  // namespace chainrule

@@ -67,4 +67,17 @@ void dense_backward_input(const ConstMatrixRef<T>& delta, const ConstMatrixMap<T
   gemm(d_a_prev, delta, W.transpose(), T(1), false);
 }
 
+// Compiled once, for float and double, in network.cpp; the files that include this header
+// call those instead of compiling them again.
+#define CHAINRULE_DENSE_INSTANCES(PREFIX, T)                                                       \
+  PREFIX void dense_forward<T>(const ConstMatrixRef<T>&, const ConstMatrixMap<T>&,                 \
+                               const ConstRowVectorMap<T>&, Activation, T, MatrixRef<T>,           \
+                               MatrixRef<T>);                                                      \
+  PREFIX bool dense_backward_params<T>(const ConstMatrixRef<T>&, const ConstMatrixRef<T>&, T,      \
+                                       MatrixMap<T>&, RowVectorMap<T>&, bool, T*);                 \
+  PREFIX void dense_backward_input<T>(const ConstMatrixRef<T>&, const ConstMatrixMap<T>&,          \
+                                      MatrixRef<T>);
+CHAINRULE_DENSE_INSTANCES(extern template, float)
+CHAINRULE_DENSE_INSTANCES(extern template, double)
+
 }  // namespace chainrule

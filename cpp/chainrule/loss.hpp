@@ -123,4 +123,13 @@ LossResult<T> loss_forward_backward(Loss loss, Activation out_act, T leaky_slope
   return result;
 }
 
+// Compiled once, for float and double, in network.cpp; the files that include this header
+// call those instead of compiling them again.
+#define CHAINRULE_LOSS_INSTANCES(PREFIX, T)                                                        \
+  PREFIX LossResult<T> loss_forward_backward<T>(Loss, Activation, T, const ConstMatrixRef<T>&,     \
+                                                const ConstMatrixRef<T>&, const Targets<T>&,       \
+                                                MatrixRef<T>);
+CHAINRULE_LOSS_INSTANCES(extern template, float)
+CHAINRULE_LOSS_INSTANCES(extern template, double)
+
 }  // namespace chainrule

@@ -260,6 +260,19 @@ void Network<T>::apply_dropout(Workspace<T>& ws, std::size_t l, Index B) {
   ws.dropped[l].topRows(B) = ws.a[l].topRows(B).cwiseProduct(mask);
 }
 
+// The kernels the headers declare extern (each header says so), then the network.
+CHAINRULE_ACTIVATION_INSTANCES(template, float)
+CHAINRULE_ACTIVATION_INSTANCES(template, double)
+CHAINRULE_LOSS_INSTANCES(template, float)
+CHAINRULE_LOSS_INSTANCES(template, double)
+#ifdef CHAINRULE_SMALL_BATCH_KERNELS
+CHAINRULE_SMALL_BATCH_FORWARD_INSTANCES(template, float)
+CHAINRULE_SMALL_BATCH_FORWARD_INSTANCES(template, double)
+CHAINRULE_WEIGHT_GRADIENT_INSTANCES(template, float)
+CHAINRULE_WEIGHT_GRADIENT_INSTANCES(template, double)
+#endif
+CHAINRULE_DENSE_INSTANCES(template, float)
+CHAINRULE_DENSE_INSTANCES(template, double)
 template class Network<float>;
 template class Network<double>;
 

@@ -131,4 +131,15 @@ void small_batch_forward(const ConstMatrixRef<T>& x, const ConstMatrixMap<T>& W,
   parallel_for(n_panels, threads, panel);
 }
 
+// Where the training step uses it (CHAINRULE_SMALL_BATCH_KERNELS), compiled once, for float
+// and double, in network.cpp; the files that include this header call those instead of
+// compiling them again.
+#define CHAINRULE_SMALL_BATCH_FORWARD_INSTANCES(PREFIX, T)                                         \
+  PREFIX void small_batch_forward<T>(const ConstMatrixRef<T>&, const ConstMatrixMap<T>&, const T*, \
+                                     MatrixRef<T>, MatrixRef<T>*);
+#ifdef CHAINRULE_SMALL_BATCH_KERNELS
+CHAINRULE_SMALL_BATCH_FORWARD_INSTANCES(extern template, float)
+CHAINRULE_SMALL_BATCH_FORWARD_INSTANCES(extern template, double)
+#endif
+
 }  // namespace chainrule
