@@ -153,8 +153,8 @@ T weight_gradient(const ConstMatrixRef<T>& a_prev, const ConstMatrixRef<T>& delt
 // and double, in network.cpp; the files that include this header call those instead of
 // compiling them again.
 #define CHAINRULE_WEIGHT_GRADIENT_INSTANCES(PREFIX, T)                                             \
-  PREFIX T weight_gradient<T>(const ConstMatrixRef<T>&, const ConstMatrixRef<T>&, T, MatrixMap<T>&, \
-                              bool);
+  PREFIX T weight_gradient<T>(const ConstMatrixRef<T>&, const ConstMatrixRef<T>&, T,               \
+                              MatrixMap<T>&, bool);
 #ifdef CHAINRULE_SMALL_BATCH_KERNELS
 CHAINRULE_WEIGHT_GRADIENT_INSTANCES(extern template, float)
 CHAINRULE_WEIGHT_GRADIENT_INSTANCES(extern template, double)
